@@ -1,0 +1,317 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Buffers;
+using System.Numerics.Tensors;
+using System.Threading.Tasks;
+using Compression.Tensors;
+
+namespace Compression.Calibration;
+
+/// <summary>
+/// Streams a layer's input activations into its Hessian <c>H = (2/n)·Σ xᵢxᵢᵀ = 2·XᵀX/n</c>, the statistic shared by
+/// GPTQ, SparseGPT and activation-aware SVD, without ever holding more than one batch of activations.
+/// </summary>
+/// <remarks>
+/// <para>The accumulator keeps the running mean <c>M = XᵀX/n</c> (so <c>H = 2M</c>). A batch B of b rows updates it as
+/// <c>M ← M·n/(n+b) + BᵀB/(n+b)</c>: the stored values stay of the order of one product, never growing with n, which
+/// is the numerically stable form (the reference GPTQ code uses the same rescaling).</para>
+/// <para>Only the upper triangle is accumulated; readers get the full symmetric matrix. Each batch costs
+/// c²·b/2 multiply-adds, spread over the cores by rows of H. Not thread-safe: one writer at a time; combine
+/// accumulators filled in parallel with <see cref="Merge"/>.</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// var hessian = new HessianAccumulator(columns: 4096);
+/// foreach (DenseTensor batch in activations)      // [tokens, 4096] or [batch, seq, 4096]
+/// {
+///     hessian.Add(batch);
+/// }
+/// double[] h = hessian.GetHessian();              // 4096 × 4096, row-major
+/// </code>
+/// </example>
+public sealed class HessianAccumulator
+{
+    private readonly double[]? _meanDouble;
+    private readonly float[]? _meanSingle;
+
+    /// <summary>Creates an empty accumulator for inputs of <paramref name="columns"/> features.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="columns"/> is not positive, or c² exceeds one array.</exception>
+    public HessianAccumulator(int columns, HessianAccumulatorOptions? options = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
+        if ((long)columns * columns > Array.MaxLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(columns), columns, $"A {columns}×{columns} Hessian exceeds the largest array.");
+        }
+
+        Options = options ?? HessianAccumulatorOptions.Default;
+        Columns = columns;
+        if (Options.Precision == AccumulationPrecision.Double)
+        {
+            _meanDouble = new double[columns * columns];
+        }
+        else
+        {
+            _meanSingle = new float[columns * columns];
+        }
+    }
+
+    /// <summary>The options it was created with.</summary>
+    public HessianAccumulatorOptions Options { get; }
+
+    /// <summary>The number of input features c (H is c × c).</summary>
+    public int Columns { get; }
+
+    /// <summary>The number of activation rows (tokens) seen.</summary>
+    public long SampleCount { get; private set; }
+
+    /// <summary>Adds a batch of activations: the rows of a tensor whose last dimension is <see cref="Columns"/>.</summary>
+    /// <exception cref="ArgumentException">The last dimension differs from <see cref="Columns"/>, or a value is NaN or infinite.</exception>
+    public void Add(DenseTensor activations)
+    {
+        ArgumentNullException.ThrowIfNull(activations);
+        if (activations.Rank == 0 || activations.Columns != Columns)
+        {
+            throw new ArgumentException(
+                $"Activations of shape [{string.Join(", ", activations.Shape.ToArray())}] do not end in {Columns} features.", nameof(activations));
+        }
+
+        Add(activations.Span, activations.Rows);
+    }
+
+    /// <summary>Adds <paramref name="rows"/> activation rows stored row-major in <paramref name="activations"/>.</summary>
+    /// <remarks>A batch of zero rows changes nothing.</remarks>
+    /// <exception cref="ArgumentException">The length is not rows × <see cref="Columns"/>, or a value is NaN or infinite.</exception>
+    public void Add(ReadOnlySpan<float> activations, int rows)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        if (activations.Length != (long)rows * Columns)
+        {
+            throw new ArgumentException($"Expected {rows}×{Columns} = {(long)rows * Columns} values, got {activations.Length}.", nameof(activations));
+        }
+
+        if (rows == 0)
+        {
+            return;
+        }
+
+        // One NaN would poison every entry of its row and column of H; reject it here, where the caller can still
+        // tell which batch was bad.
+        if (!float.IsFinite(TensorPrimitives.MaxMagnitude(activations)))
+        {
+            throw new ArgumentException("The activations hold NaN or infinite values.", nameof(activations));
+        }
+
+        // Long batches go in chunks so the transposed copy stays small (about 32 MB) whatever the caller passes.
+        int chunkRows = Math.Max(1, Math.Min(rows, (1 << 22) / Columns));
+        for (int start = 0; start < rows; start += chunkRows)
+        {
+            int count = Math.Min(chunkRows, rows - start);
+            long total = SampleCount + count;
+            double keep = (double)SampleCount / total;
+            double add = 1.0 / total;
+            ReadOnlySpan<float> chunk = activations.Slice(start * Columns, count * Columns);
+            if (_meanDouble is not null)
+            {
+                AccumulateDouble(chunk, count, keep, add);
+            }
+            else
+            {
+                AccumulateSingle(chunk, count, (float)keep, (float)add);
+            }
+
+            SampleCount = total;
+        }
+    }
+
+    /// <summary>Folds another accumulator of the same width into this one, as if its batches had been added here.</summary>
+    /// <exception cref="ArgumentException">The widths differ.</exception>
+    public void Merge(HessianAccumulator other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.Columns != Columns)
+        {
+            throw new ArgumentException($"Cannot merge a {other.Columns}-column accumulator into a {Columns}-column one.", nameof(other));
+        }
+
+        if (other.SampleCount == 0)
+        {
+            return;
+        }
+
+        long total = SampleCount + other.SampleCount;
+        double keep = (double)SampleCount / total, add = (double)other.SampleCount / total;
+        double[] theirs = other.GetMean();
+        for (int i = 0; i < Columns; i++)
+        {
+            for (int j = i; j < Columns; j++)
+            {
+                int index = i * Columns + j;
+                if (_meanDouble is not null)
+                {
+                    _meanDouble[index] = _meanDouble[index] * keep + theirs[index] * add;
+                }
+                else
+                {
+                    _meanSingle![index] = (float)(_meanSingle[index] * keep + theirs[index] * add);
+                }
+            }
+        }
+
+        SampleCount = total;
+    }
+
+    /// <summary>Forgets every sample.</summary>
+    public void Reset()
+    {
+        if (_meanDouble is not null)
+        {
+            Array.Clear(_meanDouble);
+        }
+        else
+        {
+            Array.Clear(_meanSingle!);
+        }
+
+        SampleCount = 0;
+    }
+
+    /// <summary>The Hessian <c>2·XᵀX/n</c> as a new c × c row-major array (zeros before any sample).</summary>
+    public double[] GetHessian()
+    {
+        var result = new double[Columns * Columns];
+        CopyHessianTo(result);
+        return result;
+    }
+
+    /// <summary>Writes the Hessian <c>2·XᵀX/n</c>, full and symmetric, row-major, into <paramref name="destination"/>.</summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> does not hold exactly c² values.</exception>
+    public void CopyHessianTo(Span<double> destination)
+    {
+        CopyMeanTo(destination);
+        TensorPrimitives.Multiply(destination, 2.0, destination);
+    }
+
+    /// <summary>Writes the Hessian in float32 (for solvers that work in single precision).</summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> does not hold exactly c² values.</exception>
+    public void CopyHessianTo(Span<float> destination)
+    {
+        double[] full = GetHessian();
+        if (destination.Length != full.Length)
+        {
+            throw new ArgumentException($"Destination holds {destination.Length} values; the Hessian has {full.Length}.", nameof(destination));
+        }
+
+        for (int i = 0; i < full.Length; i++)
+        {
+            destination[i] = (float)full[i];
+        }
+    }
+
+    /// <summary>The diagonal of the Hessian, <c>H_jj = 2·‖X_j‖²/n</c> (Wanda's activation norms are <c>sqrt(n·H_jj/2)</c>).</summary>
+    public double[] GetDiagonal()
+    {
+        var diagonal = new double[Columns];
+        for (int i = 0; i < Columns; i++)
+        {
+            diagonal[i] = 2.0 * (_meanDouble is not null ? _meanDouble[i * Columns + i] : _meanSingle![i * Columns + i]);
+        }
+
+        return diagonal;
+    }
+
+    private double[] GetMean()
+    {
+        var mean = new double[Columns * Columns];
+        CopyMeanTo(mean);
+        return mean;
+    }
+
+    private void CopyMeanTo(Span<double> destination)
+    {
+        int c = Columns;
+        if (destination.Length != c * c)
+        {
+            throw new ArgumentException($"Destination holds {destination.Length} values; the Hessian has {c * c}.", nameof(destination));
+        }
+
+        for (int i = 0; i < c; i++)
+        {
+            for (int j = i; j < c; j++)
+            {
+                double value = _meanDouble is not null ? _meanDouble[i * c + j] : _meanSingle![i * c + j];
+                destination[i * c + j] = value;
+                destination[j * c + i] = value;
+            }
+        }
+    }
+
+    private void AccumulateDouble(ReadOnlySpan<float> activations, int rows, double keep, double add)
+    {
+        int c = Columns;
+        // Transposed so that every entry of BᵀB is a dot product of two contiguous columns of the batch.
+        double[] transposed = ArrayPool<double>.Shared.Rent(rows * c);
+        try
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                ReadOnlySpan<float> row = activations.Slice(r * c, c);
+                for (int j = 0; j < c; j++)
+                {
+                    transposed[j * rows + r] = row[j];
+                }
+            }
+
+            double[] mean = _meanDouble!;
+            Parallel.For(0, c, ParallelOptions(), i =>
+            {
+                ReadOnlySpan<double> xi = transposed.AsSpan(i * rows, rows);
+                Span<double> meanRow = mean.AsSpan(i * c, c);
+                for (int j = i; j < c; j++)
+                {
+                    meanRow[j] = meanRow[j] * keep + TensorPrimitives.Dot(xi, transposed.AsSpan(j * rows, rows)) * add;
+                }
+            });
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(transposed);
+        }
+    }
+
+    private void AccumulateSingle(ReadOnlySpan<float> activations, int rows, float keep, float add)
+    {
+        int c = Columns;
+        float[] transposed = ArrayPool<float>.Shared.Rent(rows * c);
+        try
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                ReadOnlySpan<float> row = activations.Slice(r * c, c);
+                for (int j = 0; j < c; j++)
+                {
+                    transposed[j * rows + r] = row[j];
+                }
+            }
+
+            float[] mean = _meanSingle!;
+            Parallel.For(0, c, ParallelOptions(), i =>
+            {
+                ReadOnlySpan<float> xi = transposed.AsSpan(i * rows, rows);
+                Span<float> meanRow = mean.AsSpan(i * c, c);
+                for (int j = i; j < c; j++)
+                {
+                    meanRow[j] = meanRow[j] * keep + TensorPrimitives.Dot(xi, transposed.AsSpan(j * rows, rows)) * add;
+                }
+            });
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(transposed);
+        }
+    }
+
+    private ParallelOptions ParallelOptions() => new() { MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism };
+}
