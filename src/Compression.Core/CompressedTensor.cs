@@ -70,5 +70,8 @@ public abstract class CompressedTensor
     protected abstract void DecompressCore(Span<float> destination);
 
     /// <summary>Writes this representation's tensors and attributes (see <see cref="CompressedTensorSerializer"/>).</summary>
-    protected internal abstract void WriteTo(CompressedTensorWriter writer);
+    protected abstract void WriteTo(CompressedTensorWriter writer);
+
+    /// <summary>The serializer's way in (protected members cannot be called from another class).</summary>
+    internal void Serialize(CompressedTensorWriter writer) => WriteTo(writer);
 }

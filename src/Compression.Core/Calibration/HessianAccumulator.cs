@@ -64,6 +64,9 @@ public sealed class HessianAccumulator
     /// <summary>The number of input features c (H is c × c).</summary>
     public int Columns { get; }
 
+    /// <summary>Elements per internal chunk of a batch (tests lower it to exercise chunking on small inputs).</summary>
+    internal int ChunkElementBudget { get; set; } = 1 << 22;
+
     /// <summary>The number of activation rows (tokens) seen.</summary>
     public long SampleCount { get; private set; }
 
@@ -105,7 +108,7 @@ public sealed class HessianAccumulator
         }
 
         // Long batches go in chunks so the transposed copy stays small (about 32 MB) whatever the caller passes.
-        int chunkRows = Math.Max(1, Math.Min(rows, (1 << 22) / Columns));
+        int chunkRows = Math.Max(1, Math.Min(rows, ChunkElementBudget / Columns));
         for (int start = 0; start < rows; start += chunkRows)
         {
             int count = Math.Min(chunkRows, rows - start);

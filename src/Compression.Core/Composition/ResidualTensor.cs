@@ -49,7 +49,7 @@ public sealed class ResidualTensor : CompressedTensor
     }
 
     /// <inheritdoc/>
-    protected internal override void WriteTo(CompressedTensorWriter writer)
+    protected override void WriteTo(CompressedTensorWriter writer)
     {
         writer.WriteChild("main", Main);
         writer.WriteChild("correction", Correction);

@@ -32,7 +32,7 @@ public sealed class UncompressedTensor : CompressedTensor
     protected override void DecompressCore(Span<float> destination) => _values.CopyTo(destination);
 
     /// <inheritdoc/>
-    protected internal override void WriteTo(CompressedTensorWriter writer) =>
+    protected override void WriteTo(CompressedTensorWriter writer) =>
         writer.WriteTensor<float>("weight", SafetensorsDType.F32, [Rows, Columns], _values);
 
     internal static UncompressedTensor Read(CompressedTensorReader reader) =>

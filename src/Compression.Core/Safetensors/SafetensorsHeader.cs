@@ -24,6 +24,13 @@ internal static class SafetensorsHeader
     public static (List<SafetensorsTensorInfo> Tensors, Dictionary<string, string> Metadata) Parse(
         string file, ReadOnlySpan<byte> json, long dataLength)
     {
+        // JsonDocument only checks the UTF-8 of a string when it is read; check all of it here so that a damaged byte
+        // inside a name or value is reported as bad data rather than as an InvalidOperationException later.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            ThrowHelper.ThrowInvalidData(file, "the header is not valid UTF-8.");
+        }
+
         JsonDocument document;
         try
         {

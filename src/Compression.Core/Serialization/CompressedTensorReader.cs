@@ -34,9 +34,22 @@ public sealed class CompressedTensorReader
     /// <summary>The logical columns recorded for this tensor.</summary>
     public int Columns { get; }
 
-    /// <summary>Reads one part as an array of <typeparamref name="T"/>, checking its dtype and, if given, its shape.</summary>
+    /// <summary>Whether an optional part was written.</summary>
+    public bool Contains(string part) => _source.Contains(Name(part));
+
+    /// <summary>Reads one part as an array of <typeparamref name="T"/>, checking its dtype (any shape).</summary>
+    /// <exception cref="InvalidDataException">The part is missing or has another dtype.</exception>
+    public T[] ReadTensor<T>(string part, SafetensorsDType dtype)
+        where T : unmanaged =>
+        ReadTensorCore<T>(part, dtype, null);
+
+    /// <summary>Reads one part as an array of <typeparamref name="T"/>, checking its dtype and shape.</summary>
     /// <exception cref="InvalidDataException">The part is missing or has another dtype or shape.</exception>
-    public T[] ReadTensor<T>(string part, SafetensorsDType dtype, params long[]? expectedShape)
+    public T[] ReadTensor<T>(string part, SafetensorsDType dtype, params long[] expectedShape)
+        where T : unmanaged =>
+        ReadTensorCore<T>(part, dtype, expectedShape ?? throw new ArgumentNullException(nameof(expectedShape)));
+
+    private T[] ReadTensorCore<T>(string part, SafetensorsDType dtype, long[]? expectedShape)
         where T : unmanaged
     {
         string name = Name(part);

@@ -58,7 +58,7 @@ public sealed class CompressedTensorSerializer
         writer.SetMetadata($"{name}.kind", tensor.Kind);
         writer.SetMetadata($"{name}.rows", tensor.Rows.ToString(System.Globalization.CultureInfo.InvariantCulture));
         writer.SetMetadata($"{name}.columns", tensor.Columns.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        tensor.WriteTo(new CompressedTensorWriter(writer, name, this));
+        tensor.Serialize(new CompressedTensorWriter(writer, name, this));
     }
 
     /// <summary>Reads the compressed tensor stored under <paramref name="name"/>.</summary>

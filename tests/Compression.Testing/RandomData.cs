@@ -1,0 +1,60 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using Compression.Tensors;
+
+namespace Compression.Testing;
+
+/// <summary>Seeded random data: the same seed gives the same values on every machine.</summary>
+public static class RandomData
+{
+    /// <summary>Standard normal values (Box–Muller on a seeded <see cref="Random"/>).</summary>
+    public static float[] Gaussian(int count, int seed, float standardDeviation = 1f)
+    {
+        var random = new Random(seed);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            values[i] = (float)(standardDeviation * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        }
+
+        return values;
+    }
+
+    /// <summary>A matrix of standard normal values.</summary>
+    public static DenseTensor GaussianMatrix(int rows, int columns, int seed, float standardDeviation = 1f) =>
+        new(Gaussian(rows * columns, seed, standardDeviation), rows, columns);
+
+    /// <summary>A temporary folder deleted when disposed.</summary>
+    public static TemporaryDirectory CreateTemporaryDirectory() => new();
+}
+
+/// <summary>A folder under the system temp path, removed on dispose.</summary>
+public sealed class TemporaryDirectory : IDisposable
+{
+    internal TemporaryDirectory()
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "compression-tests-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path);
+    }
+
+    /// <summary>The folder.</summary>
+    public string Path { get; }
+
+    /// <summary>A path inside the folder.</summary>
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A memory map still open on Windows; the OS cleans temp eventually.
+        }
+    }
+}
