@@ -4,8 +4,9 @@ using Compression.Tensors;
 namespace Compression.Benchmarks;
 
 /// <summary>
-/// BF16 → float32 widening (how every BF16 checkpoint is read) against its ceiling, a memcpy of the same bytes moved
-/// (2 read + 4 written per element), and against a plain scalar loop.
+/// BF16 → float32 widening (how every BF16 checkpoint is read) against its ceiling, a memcpy moving the same number
+/// of bytes (the conversion reads 2 and writes 4 per element: 6 bytes; the copy reads 3 and writes 3), and against a
+/// plain scalar loop. Ratio below 1 means faster than the copy of equal traffic.
 /// </summary>
 [MemoryDiagnoser]
 public class BFloat16WideningBench
@@ -25,17 +26,13 @@ public class BFloat16WideningBench
         var random = new Random(42);
         _source = Enumerable.Range(0, Length).Select(_ => (BFloat16)(float)(random.NextDouble() - 0.5)).ToArray();
         _destination = new float[Length];
-        _copySource = new byte[2 * Length];
-        _copyDestination = new byte[4 * Length];
+        _copySource = new byte[3 * Length];
+        _copyDestination = new byte[3 * Length];
     }
 
-    /// <summary>The ceiling: reads 2 bytes and writes 4 per element, as the conversion does.</summary>
+    /// <summary>The ceiling: 6 bytes of traffic per element, as the conversion has.</summary>
     [Benchmark(Baseline = true)]
-    public void Memcpy()
-    {
-        _copySource.AsSpan().CopyTo(_copyDestination);
-        _copySource.AsSpan().CopyTo(_copyDestination.AsSpan(_copySource.Length));
-    }
+    public void Memcpy() => _copySource.AsSpan().CopyTo(_copyDestination);
 
     [Benchmark]
     public void Vectorized() => NumericConversions.ConvertToSingle(_source, _destination);

@@ -1,0 +1,62 @@
+// Checks that `dotnet pack` produced a package and a symbol package for every library under src/, and that each
+// package carries its README (the NuGet readme) and its XML docs. Run: dotnet run .ci/check-packages.cs
+using System.IO.Compression;
+using System.Xml.Linq;
+
+string root = Path.GetFullPath(Path.Combine(AppContext.GetData("EntryPointFileDirectoryPath") as string ?? ".", ".."));
+string output = Path.Combine(root, "nuget", "out");
+string[] libraries = Directory.GetDirectories(Path.Combine(root, "src")).Select(Path.GetFileName).Order().ToArray()!;
+int failures = 0;
+foreach (string library in libraries)
+{
+    string? package = Directory.Exists(output)
+        ? Directory.GetFiles(output, $"{library}.*.nupkg").FirstOrDefault(p => IsPackageOf(p, library))
+        : null;
+    if (package is null)
+    {
+        Console.Error.WriteLine($"FAIL {library}: no {library}.*.nupkg in {output}");
+        failures++;
+        continue;
+    }
+
+    string symbols = Path.ChangeExtension(package, ".snupkg");
+    using ZipArchive zip = ZipFile.OpenRead(package);
+    string[] entries = zip.Entries.Select(e => e.FullName).ToArray();
+    XDocument nuspec = XDocument.Load(zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open());
+    string? readme = nuspec.Descendants().FirstOrDefault(e => e.Name.LocalName == "readme")?.Value;
+    string? license = nuspec.Descendants().FirstOrDefault(e => e.Name.LocalName == "license")?.Value;
+    var problems = new List<string>();
+    if (readme != "README.md" || !entries.Contains("README.md"))
+    {
+        problems.Add("README.md missing or not declared as the package readme");
+    }
+
+    if (license != "MIT")
+    {
+        problems.Add($"licence is '{license}', not MIT");
+    }
+
+    if (!entries.Contains($"lib/net10.0/{library}.dll") || !entries.Contains($"lib/net10.0/{library}.xml"))
+    {
+        problems.Add("lib/net10.0 assembly or XML docs missing");
+    }
+
+    if (!File.Exists(symbols))
+    {
+        problems.Add($"symbol package {Path.GetFileName(symbols)} missing");
+    }
+
+    Console.WriteLine(problems.Count == 0
+        ? $"ok   {Path.GetFileName(package)} (+ .snupkg, README.md, XML docs)"
+        : $"FAIL {Path.GetFileName(package)}: {string.Join("; ", problems)}");
+    failures += problems.Count == 0 ? 0 : 1;
+}
+
+return failures == 0 ? 0 : 1;
+
+// "Compression.Core.0.1.0-preview.nupkg" belongs to Compression.Core, not to "Compression" or "Compression.Core.X".
+static bool IsPackageOf(string path, string id)
+{
+    string rest = Path.GetFileName(path)[(id.Length + 1)..];
+    return rest.Length > 0 && char.IsDigit(rest[0]);
+}
