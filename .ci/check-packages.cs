@@ -3,7 +3,9 @@
 using System.IO.Compression;
 using System.Xml.Linq;
 
-string root = Path.GetFullPath(Path.Combine(AppContext.GetData("EntryPointFileDirectoryPath") as string ?? ".", ".."));
+string root = AppContext.GetData("EntryPointFileDirectoryPath") is string scriptDirectory
+    ? Path.GetFullPath(Path.Combine(scriptDirectory, ".."))
+    : Directory.GetCurrentDirectory();
 string output = Path.Combine(root, "nuget", "out");
 string[] libraries = Directory.GetDirectories(Path.Combine(root, "src")).Select(Path.GetFileName).Order().ToArray()!;
 int failures = 0;
