@@ -204,6 +204,7 @@ public class SafetensorsRoundTripTests
         Assert.Throws<ArgumentException>("data", () => writer.Add<float>("c", SafetensorsDType.F16, [2], new float[2]));
         Assert.Throws<ArgumentException>("shape", () => writer.Add("d", SafetensorsDType.U8, [-1], ReadOnlyMemory<byte>.Empty));
         Assert.Throws<ArgumentException>("data", () => writer.Add("e", SafetensorsDType.U8, [3], new byte[2]));
+        Assert.Throws<ArgumentException>("shape", () => writer.Add("f", SafetensorsDType.F64, [1L << 40, 1L << 40], ReadOnlyMemory<byte>.Empty));
     }
 
     [Fact]

@@ -75,6 +75,12 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!BitConverter.IsLittleEndian)
+        {
+            // Tensors are little-endian on disk and handed out as zero-copy spans.
+            throw new PlatformNotSupportedException("Safetensors files can only be read on little-endian machines.");
+        }
+
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.RandomAccess);
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;

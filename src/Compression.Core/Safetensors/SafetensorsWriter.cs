@@ -327,7 +327,12 @@ public sealed class SafetensorsWriter
                 ThrowHelper.ThrowArgument(nameof(shape), $"Tensor '{name}' has a negative dimension in [{string.Join(", ", shape)}].");
             }
 
-            bytes = checked(bytes * dimension);
+            if (dimension != 0 && bytes > long.MaxValue / dimension)
+            {
+                ThrowHelper.ThrowArgument(nameof(shape), $"Tensor '{name}' of shape [{string.Join(", ", shape)}] exceeds {long.MaxValue} bytes.");
+            }
+
+            bytes *= dimension;
         }
 
         return bytes;
