@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Numerics;
 using Compression.Tensors;
 using MathNet.Numerics.LinearAlgebra;
 
@@ -19,42 +20,44 @@ public static class MathNetInterop
     /// <exception cref="ArgumentException"><paramref name="tensor"/> is not rank 2.</exception>
     public static Matrix<float> ToMathNetMatrix(this DenseTensor tensor)
     {
-        CheckMatrix(tensor);
-        int rows = tensor.Rows, columns = tensor.Columns;
-        var storage = new float[rows * columns];
-        ReadOnlySpan<float> source = tensor.Span;
-        for (int r = 0; r < rows; r++)
-        {
-            for (int c = 0; c < columns; c++)
-            {
-                storage[c * rows + r] = source[r * columns + c];
-            }
-        }
-
-        return MathNet.Numerics.LinearAlgebra.Single.DenseMatrix.OfColumnMajor(rows, columns, storage);
+        float[] storage = ColumnMajor<float>(tensor);
+        return MathNet.Numerics.LinearAlgebra.Single.DenseMatrix.OfColumnMajor(tensor.Rows, tensor.Columns, storage);
     }
 
     /// <summary>Copies a matrix (rank 2) into a MathNet double-precision matrix (exact).</summary>
     /// <exception cref="ArgumentException"><paramref name="tensor"/> is not rank 2.</exception>
     public static Matrix<double> ToMathNetMatrixDouble(this DenseTensor tensor)
     {
+        double[] storage = ColumnMajor<double>(tensor);
+        return MathNet.Numerics.LinearAlgebra.Double.DenseMatrix.OfColumnMajor(tensor.Rows, tensor.Columns, storage);
+    }
+
+    /// <summary>Copies a MathNet matrix into a new [rows, columns] tensor.</summary>
+    public static DenseTensor ToDenseTensor(this Matrix<float> matrix) => RowMajor(matrix);
+
+    /// <summary>Copies a MathNet double matrix into a new float32 [rows, columns] tensor (round to nearest).</summary>
+    public static DenseTensor ToDenseTensor(this Matrix<double> matrix) => RowMajor(matrix);
+
+    private static T[] ColumnMajor<T>(DenseTensor tensor)
+        where T : unmanaged, INumberBase<T>
+    {
         CheckMatrix(tensor);
         int rows = tensor.Rows, columns = tensor.Columns;
-        var storage = new double[rows * columns];
+        var storage = new T[rows * columns];
         ReadOnlySpan<float> source = tensor.Span;
         for (int r = 0; r < rows; r++)
         {
             for (int c = 0; c < columns; c++)
             {
-                storage[c * rows + r] = source[r * columns + c];
+                storage[c * rows + r] = T.CreateTruncating(source[r * columns + c]);
             }
         }
 
-        return MathNet.Numerics.LinearAlgebra.Double.DenseMatrix.OfColumnMajor(rows, columns, storage);
+        return storage;
     }
 
-    /// <summary>Copies a MathNet matrix into a new [rows, columns] tensor.</summary>
-    public static DenseTensor ToDenseTensor(this Matrix<float> matrix)
+    private static DenseTensor RowMajor<T>(Matrix<T> matrix)
+        where T : struct, IEquatable<T>, IFormattable, INumberBase<T>
     {
         ArgumentNullException.ThrowIfNull(matrix);
         var tensor = new DenseTensor(matrix.RowCount, matrix.ColumnCount);
@@ -64,25 +67,7 @@ public static class MathNetInterop
         {
             for (int c = 0; c < columns; c++)
             {
-                destination[r * columns + c] = matrix.At(r, c);
-            }
-        }
-
-        return tensor;
-    }
-
-    /// <summary>Copies a MathNet double matrix into a new float32 [rows, columns] tensor (round to nearest).</summary>
-    public static DenseTensor ToDenseTensor(this Matrix<double> matrix)
-    {
-        ArgumentNullException.ThrowIfNull(matrix);
-        var tensor = new DenseTensor(matrix.RowCount, matrix.ColumnCount);
-        Span<float> destination = tensor.Span;
-        int columns = matrix.ColumnCount;
-        for (int r = 0; r < matrix.RowCount; r++)
-        {
-            for (int c = 0; c < columns; c++)
-            {
-                destination[r * columns + c] = (float)matrix.At(r, c);
+                destination[r * columns + c] = float.CreateTruncating(matrix.At(r, c));
             }
         }
 

@@ -3,6 +3,7 @@
 
 using System;
 using System.Buffers;
+using System.Numerics;
 using System.Numerics.Tensors;
 using System.Threading.Tasks;
 using Compression.Tensors;
@@ -118,11 +119,11 @@ public sealed class HessianAccumulator
             ReadOnlySpan<float> chunk = activations.Slice(start * Columns, count * Columns);
             if (_meanDouble is not null)
             {
-                AccumulateDouble(chunk, count, keep, add);
+                Accumulate(chunk, count, _meanDouble, keep, add);
             }
             else
             {
-                AccumulateSingle(chunk, count, (float)keep, (float)add);
+                Accumulate(chunk, count, _meanSingle!, (float)keep, (float)add);
             }
 
             SampleCount = total;
@@ -251,11 +252,13 @@ public sealed class HessianAccumulator
         }
     }
 
-    private void AccumulateDouble(ReadOnlySpan<float> activations, int rows, double keep, double add)
+    /// <summary>M[i, j] ← M[i, j]·keep + (BᵀB)[i, j]·add on the upper triangle, in the accumulator's type.</summary>
+    private void Accumulate<T>(ReadOnlySpan<float> activations, int rows, T[] mean, T keep, T add)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int c = Columns;
         // Transposed so that every entry of BᵀB is a dot product of two contiguous columns of the batch.
-        double[] transposed = ArrayPool<double>.Shared.Rent(rows * c);
+        T[] transposed = ArrayPool<T>.Shared.Rent(rows * c);
         try
         {
             for (int r = 0; r < rows; r++)
@@ -263,15 +266,14 @@ public sealed class HessianAccumulator
                 ReadOnlySpan<float> row = activations.Slice(r * c, c);
                 for (int j = 0; j < c; j++)
                 {
-                    transposed[j * rows + r] = row[j];
+                    transposed[j * rows + r] = T.CreateTruncating(row[j]);
                 }
             }
 
-            double[] mean = _meanDouble!;
             Parallel.For(0, c, ParallelOptions(), i =>
             {
-                ReadOnlySpan<double> xi = transposed.AsSpan(i * rows, rows);
-                Span<double> meanRow = mean.AsSpan(i * c, c);
+                ReadOnlySpan<T> xi = transposed.AsSpan(i * rows, rows);
+                Span<T> meanRow = mean.AsSpan(i * c, c);
                 for (int j = i; j < c; j++)
                 {
                     meanRow[j] = meanRow[j] * keep + TensorPrimitives.Dot(xi, transposed.AsSpan(j * rows, rows)) * add;
@@ -280,39 +282,7 @@ public sealed class HessianAccumulator
         }
         finally
         {
-            ArrayPool<double>.Shared.Return(transposed);
-        }
-    }
-
-    private void AccumulateSingle(ReadOnlySpan<float> activations, int rows, float keep, float add)
-    {
-        int c = Columns;
-        float[] transposed = ArrayPool<float>.Shared.Rent(rows * c);
-        try
-        {
-            for (int r = 0; r < rows; r++)
-            {
-                ReadOnlySpan<float> row = activations.Slice(r * c, c);
-                for (int j = 0; j < c; j++)
-                {
-                    transposed[j * rows + r] = row[j];
-                }
-            }
-
-            float[] mean = _meanSingle!;
-            Parallel.For(0, c, ParallelOptions(), i =>
-            {
-                ReadOnlySpan<float> xi = transposed.AsSpan(i * rows, rows);
-                Span<float> meanRow = mean.AsSpan(i * c, c);
-                for (int j = i; j < c; j++)
-                {
-                    meanRow[j] = meanRow[j] * keep + TensorPrimitives.Dot(xi, transposed.AsSpan(j * rows, rows)) * add;
-                }
-            });
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(transposed);
+            ArrayPool<T>.Shared.Return(transposed);
         }
     }
 
