@@ -1,0 +1,45 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// OCP MX v1.0 E8M0 scales: an unsigned biased exponent, value 2^(code − 127) for codes 0..254, NaN for 0xFF.
+/// </summary>
+public static class E8M0
+{
+    /// <summary>The NaN code.</summary>
+    public const byte NaN = 0xFF;
+
+    /// <summary>2^(code − 127), or NaN for 0xFF.</summary>
+    public static float Decode(byte code) => code == NaN ? float.NaN : MathF.ScaleB(1f, code - 127);
+
+    /// <summary>The code of a power of two in [2^-127, 2^127]; NaN for anything else.</summary>
+    public static byte Encode(float scale)
+    {
+        if (!(scale > 0) || !float.IsFinite(scale))
+        {
+            return NaN;
+        }
+
+        int exponent = MathF.ILogB(scale);
+        return exponent is >= -127 and <= 127 && MathF.ScaleB(1f, exponent) == scale ? (byte)(exponent + 127) : NaN;
+    }
+
+    /// <summary>
+    /// The shared exponent the spec prescribes for a block: floor(log2(amax)) − emax of the element format, clamped to
+    /// [−127, 127]; −127 for an all-zero block.
+    /// </summary>
+    public static int SharedExponent(float blockAbsMax, int elementMaxExponent)
+    {
+        if (!(blockAbsMax > 0))
+        {
+            return -127;
+        }
+
+        // ILogB is floor(log2) exactly, subnormals included: no logarithm is computed.
+        return Math.Clamp(MathF.ILogB(blockAbsMax) - elementMaxExponent, -127, 127);
+    }
+}

@@ -1,0 +1,40 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using Compression.Quantization.Formats;
+using Compression.Quantization.Primitives;
+using Compression.Tensors;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// A small float element format (FP8, FP6, FP4) with a float scale per group: s = absmax / max normal, codes =
+/// encode(x / s) with round-half-even and (by default) saturation, values = decode(code) · s.
+/// </summary>
+internal sealed class FloatFormat(MiniFloatCodec codec) : GroupedFormat
+{
+    public MiniFloatCodec Codec { get; } = codec;
+
+    public override string Name => Codec.Name;
+
+    internal override int CodeBits => Codec.Bits;
+
+    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    {
+        var scales = new float[stats.Length];
+        for (int g = 0; g < stats.Length; g++)
+        {
+            scales[g] = stats[g].AbsMax / Codec.MaxNormal;
+        }
+
+        RoundScales(scales, options.ScaleStorage);
+        return new GroupScales(scales, options.ScaleStorage);
+    }
+
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes) =>
+        MiniFloatPrimitives.Quantize(Codec, x, scales.Scales[group], options.Saturate, codes);
+
+    private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
+        MiniFloatPrimitives.Dequantize(Codec, codes, tensor.ScalesArray[group], destination);
+}

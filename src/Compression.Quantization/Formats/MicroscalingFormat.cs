@@ -1,0 +1,92 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using Compression.Quantization.Formats;
+using Compression.Quantization.Primitives;
+using Compression.Tensors;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// OCP Microscaling v1.0: blocks of 32 consecutive weights of a row share an E8M0 scale X = 2^(floor(log2(amax)) −
+/// emax), emax being the exponent of the element format's largest normal; elements are x / X rounded half to even and
+/// clamped to the element's max normal (MX conversions always saturate). MXINT8 elements are two's complement int8
+/// with an implicit 2^-6, clamped to ±127.
+/// </summary>
+internal sealed class MicroscalingFormat : GroupedFormat
+{
+    public const int BlockSize = 32;
+    private const int Int8MaxExponent = 0;      // 127·2^-6 = 1.984375: floor(log2) = 0
+
+    public MicroscalingFormat(MiniFloatCodec? element) => Element = element;
+
+    /// <summary>The element format; null for MXINT8.</summary>
+    public MiniFloatCodec? Element { get; }
+
+    public override string Name => Element switch
+    {
+        null => "mxint8",
+        { Bits: 4 } => "mxfp4",
+        MiniFloatCodec e => "mx" + e.Name,
+    };
+
+    internal override int CodeBits => Element?.Bits ?? 8;
+
+    public override Granularity DefaultGranularity { get; } = Granularity.PerGroup(BlockSize);
+
+    internal override void ValidateOptions(RtnOptions options)
+    {
+        base.ValidateOptions(options);
+        if (options.Granularity is not null && options.Granularity != DefaultGranularity)
+        {
+            throw new ArgumentException($"{Name} uses blocks of {BlockSize} along the input dimension by definition; leave Granularity unset.",
+                nameof(options));
+        }
+    }
+
+    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    {
+        int elementMaxExponent = Element?.MaxExponent ?? Int8MaxExponent;
+        var scales = new float[stats.Length];
+        for (int g = 0; g < stats.Length; g++)
+        {
+            scales[g] = MathF.ScaleB(1f, E8M0.SharedExponent(stats[g].AbsMax, elementMaxExponent));
+        }
+
+        return new GroupScales(scales, ScaleEncoding.E8M0);
+    }
+
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes)
+    {
+        float scale = scales.Scales[group];
+        if (Element is MiniFloatCodec element)
+        {
+            MiniFloatPrimitives.Quantize(element, x, scale, saturate: true, codes);
+        }
+        else
+        {
+            // x / X is exact (X is a power of two), and so is the product by 64: int8 codes on the 2^-6 grid.
+            for (int i = 0; i < x.Length; i++)
+            {
+                codes[i] = (byte)(sbyte)Math.Clamp(MathF.Round(x[i] / scale * 64f, MidpointRounding.ToEven), -127f, 127f);
+            }
+        }
+    }
+
+    private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination)
+    {
+        float scale = tensor.ScalesArray[group];
+        if (Element is MiniFloatCodec element)
+        {
+            MiniFloatPrimitives.Dequantize(element, codes, scale, destination);
+        }
+        else
+        {
+            for (int i = 0; i < codes.Length; i++)
+            {
+                destination[i] = (sbyte)codes[i] / 64f * scale;
+            }
+        }
+    }
+}

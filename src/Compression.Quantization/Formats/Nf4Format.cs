@@ -1,0 +1,111 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using Compression.Tensors;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// NF4 (Dettmers et al., "QLoRA", 2023): each block of 64 consecutive weights of a row is divided by its absmax and
+/// every element takes the nearest of 16 normal-distribution quantiles (<see cref="Values"/>); ties go to the lower
+/// code. Double quantization: the block absmax constants, minus their mean, are stored as int8 with one float32 scale
+/// per 256 constants (QLoRA stores them as 8-bit floats in bitsandbytes' dynamic map; ours is linear int8, see
+/// docs/formats.md). Elements are encoded against the double-quantized constant, exactly what decoding uses.
+/// </summary>
+internal sealed class Nf4Format : GroupedFormat
+{
+    public const int BlockSize = 64;
+
+    /// <summary>The 16 NF4 values of the QLoRA paper (Appendix E) and bitsandbytes, ascending.</summary>
+    public static ReadOnlySpan<float> Values =>
+    [
+        -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
+        -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
+        0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+    ];
+
+    public override string Name => "nf4";
+
+    internal override int CodeBits => 4;
+
+    public override Granularity DefaultGranularity { get; } = Granularity.PerGroup(BlockSize);
+
+    internal override void ValidateOptions(RtnOptions options)
+    {
+        base.ValidateOptions(options);
+        if (options.Granularity is not null && options.Granularity != DefaultGranularity)
+        {
+            throw new ArgumentException($"NF4 uses blocks of {BlockSize}; leave Granularity unset.", nameof(options));
+        }
+    }
+
+    /// <summary>The code of the NF4 value nearest to <paramref name="normalized"/> (ties to the lower code).</summary>
+    public static byte Encode(float normalized)
+    {
+        ReadOnlySpan<float> values = Values;
+        int code = 0;
+        // Midpoints computed in float: 15 comparisons, branch-light; a value exactly at a midpoint stays below it.
+        for (int i = 1; i < values.Length; i++)
+        {
+            code += normalized > (values[i - 1] + values[i]) * 0.5f ? 1 : 0;
+        }
+
+        return (byte)code;
+    }
+
+    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    {
+        int count = stats.Length;
+        var absmax = new float[count];
+        double sum = 0;
+        for (int g = 0; g < count; g++)
+        {
+            absmax[g] = stats[g].AbsMax;
+            sum += absmax[g];
+        }
+
+        float offset = count == 0 ? 0 : (float)(sum / count);
+        int blocks = (count + DoubleQuantization.BlockSize - 1) / DoubleQuantization.BlockSize;
+        var codes = new sbyte[count];
+        var secondScales = new float[blocks];
+        for (int b = 0; b < blocks; b++)
+        {
+            int start = b * DoubleQuantization.BlockSize, end = Math.Min(start + DoubleQuantization.BlockSize, count);
+            float max = 0;
+            for (int g = start; g < end; g++)
+            {
+                max = MathF.Max(max, MathF.Abs(absmax[g] - offset));
+            }
+
+            float scale = max / 127f;
+            secondScales[b] = scale;
+            for (int g = start; g < end; g++)
+            {
+                codes[g] = scale == 0 ? (sbyte)0 : (sbyte)Math.Clamp(MathF.Round((absmax[g] - offset) / scale, MidpointRounding.ToEven), -127f, 127f);
+            }
+        }
+
+        var doubleQuantization = new DoubleQuantization(codes, secondScales, offset);
+        return new GroupScales(doubleQuantization.Decode(), ScaleEncoding.DoubleQuantizedInt8) { DoubleQuantization = doubleQuantization };
+    }
+
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes)
+    {
+        float scale = scales.Scales[group];
+        for (int i = 0; i < x.Length; i++)
+        {
+            codes[i] = scale == 0 ? (byte)7 : Encode(x[i] / scale);
+        }
+    }
+
+    private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination)
+    {
+        float scale = tensor.ScalesArray[group];
+        ReadOnlySpan<float> values = Values;
+        for (int i = 0; i < codes.Length; i++)
+        {
+            destination[i] = values[codes[i] & 0xF] * scale;
+        }
+    }
+}

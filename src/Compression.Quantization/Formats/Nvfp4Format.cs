@@ -1,0 +1,62 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using Compression.Quantization.Formats;
+using Compression.Quantization.Primitives;
+using Compression.Tensors;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// NVFP4, NVIDIA's recipe: a float32 tensor scale g = amax(W) / (448 · 6); blocks of 16 consecutive weights of a row
+/// with an FP8 E4M3 scale s_b = E4M3(amax_b / (6 · g)) (round half to even, saturating); elements E2M1(x / (s_b · g)),
+/// round half to even, saturating at ±6. Decoding is E2M1 · (s_b · g). See docs/formats.md.
+/// </summary>
+internal sealed class Nvfp4Format : GroupedFormat
+{
+    public const int BlockSize = 16;
+    private static readonly float s_range = MiniFloatCodec.Fp8E4M3.MaxNormal * MiniFloatCodec.Fp4E2M1.MaxNormal;   // 2688
+
+    public override string Name => "nvfp4";
+
+    internal override int CodeBits => 4;
+
+    public override Granularity DefaultGranularity { get; } = Granularity.PerGroup(BlockSize);
+
+    internal override void ValidateOptions(RtnOptions options)
+    {
+        base.ValidateOptions(options);
+        if (options.Granularity is not null && options.Granularity != DefaultGranularity)
+        {
+            throw new ArgumentException($"NVFP4 uses blocks of {BlockSize} by definition; leave Granularity unset.", nameof(options));
+        }
+    }
+
+    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    {
+        float amax = 0;
+        foreach (GroupStats group in stats)
+        {
+            amax = MathF.Max(amax, group.AbsMax);
+        }
+
+        float global = amax / s_range;
+        var scales = new float[stats.Length];
+        if (global > 0)
+        {
+            for (int g = 0; g < stats.Length; g++)
+            {
+                scales[g] = MiniFloatCodec.Fp8E4M3.RoundToGrid(stats[g].AbsMax / (MiniFloatCodec.Fp4E2M1.MaxNormal * global));
+            }
+        }
+
+        return new GroupScales(scales, ScaleEncoding.Fp8E4M3) { Global = global };
+    }
+
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes) =>
+        MiniFloatPrimitives.Quantize(MiniFloatCodec.Fp4E2M1, x, scales.Scales[group] * scales.Global, saturate: true, codes);
+
+    private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
+        MiniFloatPrimitives.Dequantize(MiniFloatCodec.Fp4E2M1, codes, tensor.ScalesArray[group] * tensor.GlobalScale, destination);
+}

@@ -1,0 +1,52 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using Compression.Tensors;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// Round-to-nearest quantization of a weight matrix in any <see cref="NumberFormat"/>: a scale per group from the
+/// group's range, then every weight to its nearest code (ties to even). Data-free: needs no calibration.
+/// </summary>
+/// <remarks>
+/// Non-finite weights are rejected (<see cref="ArgumentException"/> naming the position): every format's scale would
+/// otherwise become NaN or ∞ for the whole group. All-zero groups get scale 0 and decode to exact zeros. A prior
+/// stage's <see cref="CompressedTensor.SparsityMask"/> is kept: every format here codes 0 exactly, so pruned weights
+/// stay zero.
+/// </remarks>
+public sealed class RoundToNearestQuantizer : ICompressor
+{
+    /// <summary>Creates a quantizer.</summary>
+    public RoundToNearestQuantizer(RtnOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options;
+    }
+
+    /// <summary>The options.</summary>
+    public RtnOptions Options { get; }
+
+    /// <inheritdoc/>
+    public string Name => "rtn";
+
+    /// <inheritdoc/>
+    public CalibrationRequirements Requirements => CalibrationRequirements.None;
+
+    /// <inheritdoc/>
+    public CompressedTensor Compress(DenseTensor weight, CompressionContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return Quantize(weight, context);
+    }
+
+    /// <summary>Quantizes with a typed result (same checks as <see cref="Compress"/>).</summary>
+    public QuantizedTensor Quantize(DenseTensor weight, CompressionContext? context = null)
+    {
+        context ??= CompressionContext.Default;
+        CompressorArguments.Validate(this, weight, context);
+        Options.Validate(weight.Rows, weight.Columns);
+        return Options.Format.Quantize(weight, Options, context.CancellationToken);
+    }
+}
