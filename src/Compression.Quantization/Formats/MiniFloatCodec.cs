@@ -168,7 +168,7 @@ public readonly struct MiniFloatCodec : IEquatable<MiniFloatCodec>
         {
             rounded = saturate || Specials == SpecialValues.None
                 ? MaxNormal
-                : Specials == SpecialValues.Ieee ? float.PositiveInfinity : float.NaN;
+                : Specials == SpecialValues.Ieee ? float.PositiveInfinity : PositiveNaN;
         }
 
         return BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(rounded) | sign);
@@ -216,6 +216,9 @@ public readonly struct MiniFloatCodec : IEquatable<MiniFloatCodec>
     /// <summary>Rounds and encodes in one step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte Encode(float x, bool saturate = true) => EncodeGridValue(RoundToGrid(x, saturate));
+
+    // float.NaN has its sign bit set; an overflow of a positive value must give a positive NaN code.
+    private static float PositiveNaN => BitConverter.UInt32BitsToSingle(0x7FC0_0000u);
 
     /// <summary>2^k as a float, for k in [−126, 127], built from its bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
