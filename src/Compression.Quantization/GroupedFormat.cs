@@ -4,6 +4,7 @@
 using System;
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using System.Threading;
 using System.Threading.Tasks;
 using Compression.Quantization.Packing;
@@ -11,15 +12,22 @@ using Compression.Tensors;
 
 namespace Compression.Quantization;
 
+/// <summary>Which statistics a format's scales need.</summary>
+internal enum StatisticsKind
+{
+    AbsMax,
+    MinMax,
+    SumAbs,
+}
+
 /// <summary>Statistics of one scale group.</summary>
 internal struct GroupStats
 {
     public float Min;
     public float Max;
+    public float AbsMax;
     public double SumAbs;
     public long Count;
-
-    public readonly float AbsMax => MathF.Max(MathF.Abs(Min), MathF.Abs(Max));
 
     public void Add(in GroupStats other)
     {
@@ -30,10 +38,70 @@ internal struct GroupStats
 
         Min = Count == 0 ? other.Min : MathF.Min(Min, other.Min);
         Max = Count == 0 ? other.Max : MathF.Max(Max, other.Max);
+        AbsMax = MathF.Max(AbsMax, other.AbsMax);
         SumAbs += other.SumAbs;
         Count += other.Count;
     }
+
+    /// <summary>The statistics of one segment; the one kernel both the fused and the two-pass paths use.</summary>
+    public static GroupStats Of(ReadOnlySpan<float> x, StatisticsKind kind)
+    {
+        var stats = new GroupStats { Count = x.Length };
+        if (x.IsEmpty)
+        {
+            return stats;
+        }
+
+        switch (kind)
+        {
+            case StatisticsKind.AbsMax:
+                stats.AbsMax = AbsMaxOf(x);
+                break;
+            case StatisticsKind.MinMax:
+                stats.Min = TensorPrimitives.Min(x);
+                stats.Max = TensorPrimitives.Max(x);
+                stats.AbsMax = MathF.Max(MathF.Abs(stats.Min), MathF.Abs(stats.Max));
+                break;
+            default:
+                stats.SumAbs = TensorPrimitives.SumOfMagnitudes(x);
+                stats.AbsMax = AbsMaxOf(x);
+                break;
+        }
+
+        return stats;
+    }
+
+    /// <summary>max |x| (finite inputs): a short vector loop without a library call's set-up, since segments are
+    /// often only 16 or 32 long.</summary>
+    private static float AbsMaxOf(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        float max = 0;
+        if (Vector256.IsHardwareAccelerated && x.Length >= 8)
+        {
+            Vector256<float> m = Vector256.Abs(Vector256.Create(x[..8]));
+            for (i = 8; i <= x.Length - 8; i += 8)
+            {
+                m = Vector256.Max(m, Vector256.Abs(Vector256.Create(x.Slice(i, 8))));
+            }
+
+            Vector128<float> half = Vector128.Max(m.GetLower(), m.GetUpper());
+            half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
+            half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(1, 0, 3, 2)));
+            max = half.ToScalar();
+        }
+
+        for (; i < x.Length; i++)
+        {
+            max = MathF.Max(max, MathF.Abs(x[i]));
+        }
+
+        return max;
+    }
 }
+
+/// <summary>What encoding one segment needs besides its values.</summary>
+internal readonly record struct SegmentParameters(float Scale, byte Zero, float TensorScale, float Threshold);
 
 /// <summary>The scales chosen for every group.</summary>
 internal sealed class GroupScales(float[] scales, ScaleEncoding encoding)
@@ -44,13 +112,23 @@ internal sealed class GroupScales(float[] scales, ScaleEncoding encoding)
     public float Global { get; init; } = 1f;
     public DoubleQuantization? DoubleQuantization { get; init; }
     public float[]? Thresholds { get; init; }
+
+    public SegmentParameters For(int group) =>
+        new(Scales[group], ZeroPoints?[group] ?? 0, Global, Thresholds?[group] ?? 0);
 }
 
 /// <summary>
 /// The shape every RTN format shares: statistics per group, a scale (and zero point) per group, then every element
-/// encoded against its group's scale and each row packed. Formats supply the three format-specific steps; this class
-/// runs them over rows in parallel. Orchestration only: the per-element work is in the formats' span kernels.
+/// encoded against its group's scale and each row packed. Formats supply the format-specific steps; this class runs
+/// them over rows in parallel.
 /// </summary>
+/// <remarks>
+/// When every group lies within one row (per-channel, per-group) and a group's scale depends only on its own
+/// statistics (and, for NVFP4, the tensor's absmax), statistics, scales, codes and packing happen in one pass per row
+/// while the row is in cache. Otherwise (per-tensor, per-block, clipping search, NF4's double quantization) the
+/// statistics of all groups are gathered first. Both paths use the same kernels in the same order, so they give the
+/// same bits.
+/// </remarks>
 internal abstract class GroupedFormat : NumberFormat
 {
     /// <summary>Bits per code for <see cref="BitPacker"/>.</summary>
@@ -65,38 +143,119 @@ internal abstract class GroupedFormat : NumberFormat
 
     internal virtual void UnpackRow(ReadOnlySpan<byte> packed, Span<byte> codes) => BitPacker.Unpack(packed, CodeBits, codes);
 
-    /// <summary>Chooses every group's scale (rounded to its storage type) and zero point.</summary>
-    private protected abstract GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options);
+    /// <summary>The statistics the scales need.</summary>
+    private protected virtual StatisticsKind Statistics(RtnOptions options) => StatisticsKind.AbsMax;
 
-    /// <summary>Encodes one segment of a row against its group's scale; one code per byte.</summary>
-    private protected abstract void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes);
+    /// <summary>Whether each group's scale follows from its own statistics alone (plus <see cref="TensorScale"/>).</summary>
+    private protected virtual bool ScalesAreLocal(RtnOptions options) => true;
+
+    /// <summary>Whether <see cref="TensorScale"/> needs the tensor's absmax.</summary>
+    private protected virtual bool UsesTensorScale => false;
+
+    /// <summary>The per-tensor scale from the tensor's absmax (NVFP4); 1 otherwise.</summary>
+    private protected virtual float TensorScale(float tensorAbsMax) => 1f;
+
+    /// <summary>The scale encoding of the result.</summary>
+    private protected virtual ScaleEncoding Encoding(RtnOptions options) => options.ScaleStorage;
+
+    /// <summary>One group's scale (rounded to its storage type) and zero point.</summary>
+    private protected abstract SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options);
+
+    /// <summary>Encodes one segment of a row; one code per byte.</summary>
+    private protected abstract void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes);
 
     /// <summary>Decodes one segment of a row.</summary>
     private protected abstract void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination);
+
+    /// <summary>Chooses every group's scale from all statistics (the two-pass path). The default chooses group by group.</summary>
+    private protected virtual GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    {
+        float tensorScale = 1f;
+        if (UsesTensorScale)
+        {
+            float amax = 0;
+            foreach (GroupStats group in stats)
+            {
+                amax = MathF.Max(amax, group.AbsMax);
+            }
+
+            tensorScale = TensorScale(amax);
+        }
+
+        var scales = new float[stats.Length];
+        byte[]? zeros = options.Symmetric ? null : new byte[stats.Length];
+        var thresholds = new float[stats.Length];
+        for (int g = 0; g < stats.Length; g++)
+        {
+            SegmentParameters p = ChooseGroup(stats[g], tensorScale, options);
+            scales[g] = p.Scale;
+            thresholds[g] = p.Threshold;
+            if (zeros is not null)
+            {
+                zeros[g] = p.Zero;
+            }
+        }
+
+        return new GroupScales(scales, Encoding(options)) { ZeroPoints = zeros, Global = tensorScale, Thresholds = thresholds };
+    }
 
     internal sealed override QuantizedTensor Quantize(DenseTensor weight, RtnOptions options, CancellationToken cancellationToken)
     {
         int rows = weight.Rows, columns = weight.Columns;
         Granularity granularity = options.EffectiveGranularity;
         var layout = new ScaleLayout(granularity, rows, columns);
-        GroupStats[] stats = CollectStats(weight, layout, cancellationToken);
-        GroupScales scales = ChooseScales(weight, layout, stats, options);
-
         int stride = PackedRowLength(columns);
         var packed = new byte[rows * stride];
         Memory<float> data = weight.Memory;
-        Parallel.For(0, rows, new ParallelOptions { CancellationToken = cancellationToken }, () => new byte[columns], (r, _, codes) =>
-        {
-            ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
-            for (int s = 0; s < layout.SegmentsPerRow; s++)
-            {
-                (int start, int length) = layout.Segment(s);
-                EncodeSegment(row.Slice(start, length), scales, layout.GroupOf(r, s), options, codes.AsSpan(start, length));
-            }
+        StatisticsKind kind = Statistics(options);
+        var parallel = new ParallelOptions { CancellationToken = cancellationToken };
+        GroupScales scales;
 
-            PackRow(codes, packed.AsSpan(r * stride, stride));
-            return codes;
-        }, _ => { });
+        if (ScalesAreLocal(options) && layout.GroupRows == rows)
+        {
+            float tensorScale = UsesTensorScale && weight.Length > 0 ? TensorScale(MathF.Abs(TensorPrimitives.MaxMagnitude(weight.Span))) : 1f;
+            var values = new float[layout.GroupCount];
+            byte[]? zeros = options.Symmetric ? null : new byte[layout.GroupCount];
+            Parallel.For(0, rows, parallel, () => new byte[columns], (r, _, codes) =>
+            {
+                ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
+                for (int s = 0; s < layout.SegmentsPerRow; s++)
+                {
+                    (int start, int length) = layout.Segment(s);
+                    ReadOnlySpan<float> x = row.Slice(start, length);
+                    SegmentParameters p = ChooseGroup(GroupStats.Of(x, kind), tensorScale, options);
+                    int group = layout.GroupOf(r, s);
+                    values[group] = p.Scale;
+                    if (zeros is not null)
+                    {
+                        zeros[group] = p.Zero;
+                    }
+
+                    EncodeSegment(x, p, options, codes.AsSpan(start, length));
+                }
+
+                PackRow(codes, packed.AsSpan(r * stride, stride));
+                return codes;
+            }, _ => { });
+            scales = new GroupScales(values, Encoding(options)) { ZeroPoints = zeros, Global = tensorScale };
+        }
+        else
+        {
+            GroupStats[] stats = CollectStats(data, layout, kind, parallel);
+            scales = ChooseScales(weight, layout, stats, options);
+            Parallel.For(0, rows, parallel, () => new byte[columns], (r, _, codes) =>
+            {
+                ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
+                for (int s = 0; s < layout.SegmentsPerRow; s++)
+                {
+                    (int start, int length) = layout.Segment(s);
+                    EncodeSegment(row.Slice(start, length), scales.For(layout.GroupOf(r, s)), options, codes.AsSpan(start, length));
+                }
+
+                PackRow(codes, packed.AsSpan(r * stride, stride));
+                return codes;
+            }, _ => { });
+        }
 
         return new QuantizedTensor(this, granularity, rows, columns, packed, stride, scales.Scales, scales.Encoding,
             scales.ZeroPoints, scales.Global, scales.DoubleQuantization);
@@ -129,46 +288,32 @@ internal abstract class GroupedFormat : NumberFormat
         }
     }
 
-    /// <summary>Rounds scales to their storage type so that the codes are computed against exactly what is stored.</summary>
-    /// <exception cref="ArgumentException">A scale overflows FP16 storage.</exception>
-    private protected static void RoundScales(float[] scales, ScaleEncoding encoding)
+    /// <summary>Rounds a scale to its storage type so codes are computed against exactly what is stored.</summary>
+    /// <exception cref="ArgumentException">The scale overflows FP16 storage.</exception>
+    private protected static float RoundScale(float scale, ScaleEncoding encoding)
     {
-        for (int i = 0; i < scales.Length; i++)
+        float rounded = encoding switch
         {
-            float rounded = encoding switch
-            {
-                ScaleEncoding.Float16 => (float)(Half)scales[i],
-                ScaleEncoding.BFloat16 => (float)(BFloat16)scales[i],
-                _ => scales[i],
-            };
-            if (!float.IsFinite(rounded))
-            {
-                throw new ArgumentException($"Scale {scales[i]} of group {i} overflows {encoding} storage; store scales as Float32.", "options");
-            }
-
-            scales[i] = rounded;
-        }
+            ScaleEncoding.Float16 => (float)(Half)scale,
+            ScaleEncoding.BFloat16 => (float)(BFloat16)scale,
+            _ => scale,
+        };
+        return float.IsFinite(rounded)
+            ? rounded
+            : throw new ArgumentException($"Scale {scale} overflows {encoding} storage; store scales as Float32.", "options");
     }
 
-    private static GroupStats[] CollectStats(DenseTensor weight, ScaleLayout layout, CancellationToken cancellationToken)
+    private static GroupStats[] CollectStats(Memory<float> data, ScaleLayout layout, StatisticsKind kind, ParallelOptions parallel)
     {
         int rows = layout.Rows, columns = layout.Columns, segments = layout.SegmentsPerRow;
         var perSegment = new GroupStats[rows * segments];
-        Memory<float> memory = weight.Memory;
-        Parallel.For(0, rows, new ParallelOptions { CancellationToken = cancellationToken }, r =>
+        Parallel.For(0, rows, parallel, r =>
         {
-            ReadOnlySpan<float> row = memory.Span.Slice(r * columns, columns);
+            ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
             for (int s = 0; s < segments; s++)
             {
                 (int start, int length) = layout.Segment(s);
-                ReadOnlySpan<float> x = row.Slice(start, length);
-                perSegment[r * segments + s] = new GroupStats
-                {
-                    Min = TensorPrimitives.Min(x),
-                    Max = TensorPrimitives.Max(x),
-                    SumAbs = TensorPrimitives.SumOfMagnitudes(x),
-                    Count = length,
-                };
+                perSegment[r * segments + s] = GroupStats.Of(row.Slice(start, length), kind);
             }
         });
 

@@ -20,20 +20,11 @@ internal sealed class FloatFormat(MiniFloatCodec codec) : GroupedFormat
 
     internal override int CodeBits => Codec.Bits;
 
-    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
-    {
-        var scales = new float[stats.Length];
-        for (int g = 0; g < stats.Length; g++)
-        {
-            scales[g] = stats[g].AbsMax / Codec.MaxNormal;
-        }
+    private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
+        new(RoundScale(stats.AbsMax / Codec.MaxNormal, options.ScaleStorage), 0, 1f, 0);
 
-        RoundScales(scales, options.ScaleStorage);
-        return new GroupScales(scales, options.ScaleStorage);
-    }
-
-    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes) =>
-        MiniFloatPrimitives.Quantize(Codec, x, scales.Scales[group], options.Saturate, codes);
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
+        MiniFloatPrimitives.Quantize(Codec, x, parameters.Scale, options.Saturate, codes);
 
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
         MiniFloatPrimitives.Dequantize(Codec, codes, tensor.ScalesArray[group], destination);

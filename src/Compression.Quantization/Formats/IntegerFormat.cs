@@ -37,51 +37,60 @@ internal sealed class IntegerFormat : GroupedFormat
     {
     }
 
+    private protected override StatisticsKind Statistics(RtnOptions options) => options.Symmetric ? StatisticsKind.AbsMax : StatisticsKind.MinMax;
+
+    private protected override bool ScalesAreLocal(RtnOptions options) => options.Clipping is null;
+
+    private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
+        ChooseShrunk(stats, 1f, options);
+
     private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
     {
+        if (options.Clipping is null)
+        {
+            return base.ChooseScales(weight, layout, stats, options);
+        }
+
         var scales = new float[stats.Length];
         byte[]? zeros = options.Symmetric ? null : new byte[stats.Length];
-        int levels = (1 << Bits) - 1;
-        float symmetricMax = options.SymmetricRange == SymmetricRange.Restricted ? Offset - 1 : levels / 2f;
-        var shrink = new float[stats.Length];
         System.Threading.Tasks.Parallel.For(0, stats.Length, g =>
         {
-            shrink[g] = options.Clipping is null ? 1f : SearchShrink(weight, layout, g, stats[g], options);
-            if (options.Symmetric)
+            SegmentParameters p = ChooseShrunk(stats[g], SearchShrink(weight, layout, g, stats[g], options), options);
+            scales[g] = p.Scale;
+            if (zeros is not null)
             {
-                scales[g] = stats[g].AbsMax * shrink[g] / symmetricMax;
-            }
-            else
-            {
-                float min = MathF.Min(stats[g].Min, 0) * shrink[g], max = MathF.Max(stats[g].Max, 0) * shrink[g];
-                scales[g] = (max - min) / levels;
+                zeros[g] = p.Zero;
             }
         });
-
-        RoundScales(scales, options.ScaleStorage);
-        if (zeros is not null)
-        {
-            for (int g = 0; g < stats.Length; g++)
-            {
-                float min = MathF.Min(stats[g].Min, 0) * shrink[g];
-                zeros[g] = scales[g] == 0 ? (byte)0 : (byte)Math.Clamp(MathF.Round(-min / scales[g], MidpointRounding.ToEven), 0, levels);
-            }
-        }
 
         return new GroupScales(scales, options.ScaleStorage) { ZeroPoints = zeros };
     }
 
-    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes)
+    private SegmentParameters ChooseShrunk(in GroupStats stats, float shrink, RtnOptions options)
     {
-        float scale = scales.Scales[group];
-        if (scales.ZeroPoints is null)
+        int levels = (1 << Bits) - 1;
+        if (options.Symmetric)
+        {
+            float symmetricMax = options.SymmetricRange == SymmetricRange.Restricted ? Offset - 1 : levels / 2f;
+            return new SegmentParameters(RoundScale(stats.AbsMax * shrink / symmetricMax, options.ScaleStorage), 0, 1f, 0);
+        }
+
+        float min = MathF.Min(stats.Min, 0) * shrink, max = MathF.Max(stats.Max, 0) * shrink;
+        float scale = RoundScale((max - min) / levels, options.ScaleStorage);
+        byte zero = scale == 0 ? (byte)0 : (byte)Math.Clamp(MathF.Round(-min / scale, MidpointRounding.ToEven), 0, levels);
+        return new SegmentParameters(scale, zero, 1f, 0);
+    }
+
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
+    {
+        if (options.Symmetric)
         {
             int low = options.SymmetricRange == SymmetricRange.Restricted ? -(Offset - 1) : -Offset;
-            IntegerPrimitives.Quantize(x, scale, Offset, low + Offset, 2 * Offset - 1, codes);
+            IntegerPrimitives.Quantize(x, parameters.Scale, Offset, low + Offset, 2 * Offset - 1, codes);
         }
         else
         {
-            IntegerPrimitives.Quantize(x, scale, scales.ZeroPoints[group], 0, (1 << Bits) - 1, codes);
+            IntegerPrimitives.Quantize(x, parameters.Scale, parameters.Zero, 0, (1 << Bits) - 1, codes);
         }
     }
 

@@ -45,21 +45,14 @@ internal sealed class MicroscalingFormat : GroupedFormat
         }
     }
 
-    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
-    {
-        int elementMaxExponent = Element?.MaxExponent ?? Int8MaxExponent;
-        var scales = new float[stats.Length];
-        for (int g = 0; g < stats.Length; g++)
-        {
-            scales[g] = MathF.ScaleB(1f, E8M0.SharedExponent(stats[g].AbsMax, elementMaxExponent));
-        }
+    private protected override ScaleEncoding Encoding(RtnOptions options) => ScaleEncoding.E8M0;
 
-        return new GroupScales(scales, ScaleEncoding.E8M0);
-    }
+    private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
+        new(MathF.ScaleB(1f, E8M0.SharedExponent(stats.AbsMax, Element?.MaxExponent ?? Int8MaxExponent)), 0, 1f, 0);
 
-    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes)
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {
-        float scale = scales.Scales[group];
+        float scale = parameters.Scale;
         if (Element is MiniFloatCodec element)
         {
             MiniFloatPrimitives.Quantize(element, x, scale, saturate: true, codes);

@@ -54,6 +54,13 @@ internal sealed class Nf4Format : GroupedFormat
         return (byte)code;
     }
 
+    private protected override bool ScalesAreLocal(RtnOptions options) => false;
+
+    private protected override ScaleEncoding Encoding(RtnOptions options) => ScaleEncoding.DoubleQuantizedInt8;
+
+    private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
+        throw new InvalidOperationException("NF4 chooses its scales together (double quantization).");
+
     private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
     {
         int count = stats.Length;
@@ -90,9 +97,9 @@ internal sealed class Nf4Format : GroupedFormat
         return new GroupScales(doubleQuantization.Decode(), ScaleEncoding.DoubleQuantizedInt8) { DoubleQuantization = doubleQuantization };
     }
 
-    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes)
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {
-        float scale = scales.Scales[group];
+        float scale = parameters.Scale;
         for (int i = 0; i < x.Length; i++)
         {
             codes[i] = scale == 0 ? (byte)7 : Encode(x[i] / scale);

@@ -33,29 +33,17 @@ internal sealed class Nvfp4Format : GroupedFormat
         }
     }
 
-    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
-    {
-        float amax = 0;
-        foreach (GroupStats group in stats)
-        {
-            amax = MathF.Max(amax, group.AbsMax);
-        }
+    private protected override ScaleEncoding Encoding(RtnOptions options) => ScaleEncoding.Fp8E4M3;
 
-        float global = amax / s_range;
-        var scales = new float[stats.Length];
-        if (global > 0)
-        {
-            for (int g = 0; g < stats.Length; g++)
-            {
-                scales[g] = MiniFloatCodec.Fp8E4M3.RoundToGrid(stats[g].AbsMax / (MiniFloatCodec.Fp4E2M1.MaxNormal * global));
-            }
-        }
+    private protected override bool UsesTensorScale => true;
 
-        return new GroupScales(scales, ScaleEncoding.Fp8E4M3) { Global = global };
-    }
+    private protected override float TensorScale(float tensorAbsMax) => tensorAbsMax / s_range;
 
-    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes) =>
-        MiniFloatPrimitives.Quantize(MiniFloatCodec.Fp4E2M1, x, scales.Scales[group] * scales.Global, saturate: true, codes);
+    private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
+        new(tensorScale > 0 ? MiniFloatCodec.Fp8E4M3.RoundToGrid(stats.AbsMax / (MiniFloatCodec.Fp4E2M1.MaxNormal * tensorScale)) : 0f, 0, tensorScale, 0);
+
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
+        MiniFloatPrimitives.Quantize(MiniFloatCodec.Fp4E2M1, x, parameters.Scale * parameters.TensorScale, saturate: true, codes);
 
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
         MiniFloatPrimitives.Dequantize(MiniFloatCodec.Fp4E2M1, codes, tensor.ScalesArray[group] * tensor.GlobalScale, destination);

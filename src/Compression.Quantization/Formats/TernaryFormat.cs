@@ -35,24 +35,38 @@ internal sealed class TernaryFormat(TernaryMethod method) : GroupedFormat
 
     internal override void UnpackRow(ReadOnlySpan<byte> packed, Span<byte> codes) => TritPacker.Unpack(packed, codes);
 
+    private protected override StatisticsKind Statistics(RtnOptions options) => StatisticsKind.SumAbs;
+
+    private protected override bool ScalesAreLocal(RtnOptions options) => Method == TernaryMethod.AbsMean;
+
+    private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options)
+    {
+        float mean = stats.Count == 0 ? 0 : (float)(stats.SumAbs / stats.Count);
+        return new SegmentParameters(RoundScale(mean, options.ScaleStorage), 0, 1f, 0.7f * mean);
+    }
+
     private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
     {
+        if (Method == TernaryMethod.AbsMean)
+        {
+            return base.ChooseScales(weight, layout, stats, options);
+        }
+
+        // TWN: α is the mean of the kept magnitudes, a second look at each group's values.
         var scales = new float[stats.Length];
         var thresholds = new float[stats.Length];
         System.Threading.Tasks.Parallel.For(0, stats.Length, g =>
         {
-            float mean = stats[g].Count == 0 ? 0 : (float)(stats[g].SumAbs / stats[g].Count);
-            thresholds[g] = 0.7f * mean;
-            scales[g] = Method == TernaryMethod.AbsMean ? mean : KeptMean(weight, layout, g, thresholds[g]);
+            thresholds[g] = ChooseGroup(stats[g], 1f, options).Threshold;
+            scales[g] = RoundScale(KeptMean(weight, layout, g, thresholds[g]), options.ScaleStorage);
         });
 
-        RoundScales(scales, options.ScaleStorage);
         return new GroupScales(scales, options.ScaleStorage) { Thresholds = thresholds };
     }
 
-    private protected override void EncodeSegment(ReadOnlySpan<float> x, GroupScales scales, int group, RtnOptions options, Span<byte> codes)
+    private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {
-        float scale = scales.Scales[group];
+        float scale = parameters.Scale;
         if (Method == TernaryMethod.AbsMean)
         {
             for (int i = 0; i < x.Length; i++)
@@ -63,8 +77,7 @@ internal sealed class TernaryFormat(TernaryMethod method) : GroupedFormat
             return;
         }
 
-        // The threshold is recomputed from the same statistics rather than stored: it only decides the codes.
-        float threshold = Threshold(scales, group);
+        float threshold = parameters.Threshold;
         for (int i = 0; i < x.Length; i++)
         {
             codes[i] = MathF.Abs(x[i]) > threshold ? (x[i] > 0 ? (byte)2 : (byte)0) : (byte)1;
@@ -79,8 +92,6 @@ internal sealed class TernaryFormat(TernaryMethod method) : GroupedFormat
             destination[i] = (codes[i] - 1) * scale;
         }
     }
-
-    private static float Threshold(GroupScales scales, int group) => scales.Thresholds![group];
 
     private static float KeptMean(DenseTensor weight, ScaleLayout layout, int group, float threshold)
     {
