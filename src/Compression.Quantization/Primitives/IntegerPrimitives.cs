@@ -42,6 +42,13 @@ public static class IntegerPrimitives
                 Vector256<short> ab = Vector256.Narrow(a, b), cd = Vector256.Narrow(c, d);
                 Vector256.Narrow(ab, cd).AsByte().CopyTo(codes.Slice(i));
             }
+
+            for (; i <= x.Length - 8; i += 8)
+            {
+                Vector256<short> half = Vector256.Narrow(Code(Vector256.Create(x.Slice(i, 8)), s, z, lo, hi), Vector256<int>.Zero);
+                ulong eight = Vector256.Narrow(half, Vector256<short>.Zero).AsUInt64().ToScalar();
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(codes.Slice(i), eight);
+            }
         }
 
         for (; i < x.Length; i++)

@@ -42,6 +42,14 @@ public static class MiniFloatPrimitives
                 Vector256<int> d = kernel.Encode(Vector256.Create(x.Slice(i + 24, 8)) / s);
                 Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).AsByte().CopyTo(codes.Slice(i));
             }
+
+            // Blocks of 16 (NVFP4) and 32 (MX) and row tails: eight at a time.
+            for (; i <= x.Length - 8; i += 8)
+            {
+                Vector256<short> half = Vector256.Narrow(kernel.Encode(Vector256.Create(x.Slice(i, 8)) / s), Vector256<int>.Zero);
+                ulong eight = Vector256.Narrow(half, Vector256<short>.Zero).AsUInt64().ToScalar();
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(codes.Slice(i), eight);
+            }
         }
 
         for (; i < x.Length; i++)
@@ -72,55 +80,51 @@ public static class MiniFloatPrimitives
     }
 
     /// <summary>
-    /// The saturating encoder on eight lanes: the same arithmetic as <see cref="MiniFloatCodec.RoundToGrid"/> and
-    /// <see cref="MiniFloatCodec.EncodeGridValue"/> (scale by the binade's power of two, round half to even, clamp),
-    /// so every lane equals the scalar codec bit for bit. NaN lanes follow the scalar rules too.
+    /// The saturating encoder on eight lanes, in integer arithmetic on the float32 bits: normal results round the
+    /// mantissa half to even by adding 0x7FF…F plus the kept lowest bit, then rebias the exponent; subnormal results
+    /// come from adding 2^(e_min − M + 23), whose ulp is the subnormal step, so the FPU's own round-half-even does it;
+    /// anything past the largest code clamps to it (rounding is monotone, so that is saturation). The exhaustive and
+    /// span tests hold it to <see cref="MiniFloatCodec.Encode"/> bit for bit, NaN included.
     /// </summary>
     private readonly struct VectorEncoder
     {
         private readonly int _mantissaBits;
-        private readonly int _bias;
-        private readonly int _minNormalExponent;
-        private readonly float _maxNormal;
+        private readonly int _rebias;
+        private readonly uint _minNormalBits;
+        private readonly float _subnormalMagic;
+        private readonly int _maxCode;
         private readonly int _nanCode;
         private readonly int _signBit;
+        private readonly bool _nanHasSign;
 
         public VectorEncoder(MiniFloatCodec codec)
         {
             _mantissaBits = codec.MantissaBits;
-            _bias = codec.Bias;
-            _minNormalExponent = codec.MinNormalExponent;
-            _maxNormal = codec.MaxNormal;
+            _rebias = (127 - codec.Bias) << codec.MantissaBits;
+            _minNormalBits = (uint)(codec.MinNormalExponent + 127) << 23;
+            _subnormalMagic = MathF.ScaleB(1f, codec.MinNormalExponent - codec.MantissaBits + 23);
+            _maxCode = codec.EncodeGridValue(codec.MaxNormal);
             _signBit = 1 << (codec.ExponentBits + codec.MantissaBits);
-            _nanCode = codec.EncodeGridValue(float.NaN);
+            _nanCode = codec.EncodeGridValue(BitConverter.UInt32BitsToSingle(0x7FC0_0000u));
+            _nanHasSign = codec.Specials != SpecialValues.None;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Vector256<int> Encode(Vector256<float> x)
+        public Vector256<int> Encode(Vector256<float> y)
         {
-            Vector256<uint> bits = x.AsUInt32();
-            Vector256<uint> magnitudeBits = bits & Vector256.Create(0x7FFF_FFFFu);
-            Vector256<int> isNaN = Vector256.GreaterThan(magnitudeBits, Vector256.Create(0x7F80_0000u)).AsInt32();
-            Vector256<int> sign = Vector256.ConditionalSelect(
-                Vector256.Equals(bits & Vector256.Create(0x8000_0000u), Vector256<uint>.Zero).AsInt32(), Vector256<int>.Zero, Vector256.Create(_signBit));
+            Vector256<int> bits = y.AsInt32();
+            Vector256<int> magnitude = bits & Vector256.Create(0x7FFF_FFFF);
+            Vector256<int> sign = (bits >>> 31) * Vector256.Create(_signBit);
+            Vector256<int> isNaN = Vector256.GreaterThan(magnitude, Vector256.Create(0x7F80_0000));
 
-            // Binade exponent, clamped below at the smallest normal exponent (subnormals share its step); far
-            // out-of-range values (including ∞) are clamped to 2·max first so the powers of two stay in range.
-            Vector256<float> a = Vector256.Min(magnitudeBits.AsSingle(), Vector256.Create(2 * _maxNormal));
-            Vector256<int> exponent = Vector256.Max((a.AsInt32() >>> 23) - Vector256.Create(127), Vector256.Create(_minNormalExponent));
-            Vector256<float> up = ((Vector256.Create(_mantissaBits + 127) - exponent) << 23).AsSingle();
-            Vector256<float> down = ((exponent - Vector256.Create(_mantissaBits - 127)) << 23).AsSingle();
-            Vector256<float> rounded = Vector256.Min(Vector256.Round(a * up) * down, Vector256.Create(_maxNormal));
-
-            // Code of the grid value: normal → (e + bias, top mantissa bits); subnormal → value / smallest step.
-            Vector256<int> roundedBits = rounded.AsInt32();
-            Vector256<int> roundedExponent = (roundedBits >>> 23) - Vector256.Create(127);
-            Vector256<int> normal = ((roundedExponent + Vector256.Create(_bias)) << _mantissaBits) |
-                                    ((roundedBits >>> (23 - _mantissaBits)) & Vector256.Create((1 << _mantissaBits) - 1));
-            Vector256<int> subnormal = Vector256.ConvertToInt32(rounded * Vector256.Create(MathF.ScaleB(1f, _mantissaBits - _minNormalExponent)));
-            Vector256<int> isNormal = Vector256.GreaterThanOrEqual(roundedExponent, Vector256.Create(_minNormalExponent));
-            Vector256<int> code = Vector256.ConditionalSelect(isNormal, normal, subnormal) | sign;
-            Vector256<int> nan = Vector256.Create(_nanCode) | (_nanCode == 0 ? Vector256<int>.Zero : sign);
+            int shift = 23 - _mantissaBits;
+            Vector256<int> rounded = magnitude + Vector256.Create((1 << (shift - 1)) - 1) + ((magnitude >>> shift) & Vector256<int>.One);
+            Vector256<int> normal = (rounded >>> shift) - Vector256.Create(_rebias);
+            Vector256<float> magic = Vector256.Create(_subnormalMagic);
+            Vector256<int> subnormal = (magnitude.AsSingle() + magic).AsInt32() - magic.AsInt32();
+            Vector256<int> isNormal = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create((int)_minNormalBits));
+            Vector256<int> code = Vector256.Min(Vector256.ConditionalSelect(isNormal, normal, subnormal), Vector256.Create(_maxCode)) | sign;
+            Vector256<int> nan = Vector256.Create(_nanCode) | (_nanHasSign ? sign : Vector256<int>.Zero);
             return Vector256.ConditionalSelect(isNaN, nan, code);
         }
     }
