@@ -60,7 +60,7 @@ internal struct GroupStats
             case StatisticsKind.MinMax:
                 stats.Min = TensorPrimitives.Min(x);
                 stats.Max = TensorPrimitives.Max(x);
-                stats.AbsMax = MathF.Max(MathF.Abs(stats.Min), MathF.Abs(stats.Max));
+                stats.AbsMax = AbsMaxOf(x);
                 break;
             default:
                 stats.SumAbs = TensorPrimitives.SumOfMagnitudes(x);
@@ -79,21 +79,26 @@ internal struct GroupStats
         float max = 0;
         if (Vector256.IsHardwareAccelerated && x.Length >= 8)
         {
-            Vector256<float> m = Vector256.Abs(Vector256.Create(x[..8]));
-            for (i = 8; i <= x.Length - 8; i += 8)
+            ref float source = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+            Vector256<float> m = Vector256<float>.Zero;
+            Vector256<float> nan = Vector256<float>.Zero;
+            for (; i <= x.Length - 8; i += 8)
             {
-                m = Vector256.Max(m, Vector256.Abs(Vector256.Create(x.Slice(i, 8))));
+                Vector256<float> v = Vector256.LoadUnsafe(ref source, (nuint)i);
+                m = Vector256.Max(m, Vector256.Abs(v));
+                nan |= ~Vector256.Equals(v, v);             // NaN is the only value unequal to itself
             }
 
             Vector128<float> half = Vector128.Max(m.GetLower(), m.GetUpper());
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(1, 0, 3, 2)));
-            max = half.ToScalar();
+            max = nan == Vector256<float>.Zero ? half.ToScalar() : float.NaN;
         }
 
         for (; i < x.Length; i++)
         {
-            max = MathF.Max(max, MathF.Abs(x[i]));
+            float a = MathF.Abs(x[i]);
+            max = float.IsNaN(a) || float.IsNaN(max) ? float.NaN : MathF.Max(max, a);
         }
 
         return max;
@@ -205,7 +210,9 @@ internal abstract class GroupedFormat : NumberFormat
         Granularity granularity = options.EffectiveGranularity;
         var layout = new ScaleLayout(granularity, rows, columns);
         int stride = PackedRowLength(columns);
-        var packed = new byte[rows * stride];
+        // Every byte is written by the row packers, so the array need not be zeroed first.
+        byte[] packed = GC.AllocateUninitializedArray<byte>(rows * stride);
+        int badRow = -1;
         Memory<float> data = weight.Memory;
         StatisticsKind kind = Statistics(options);
         var parallel = new ParallelOptions { CancellationToken = cancellationToken };
@@ -216,14 +223,25 @@ internal abstract class GroupedFormat : NumberFormat
             float tensorScale = UsesTensorScale && weight.Length > 0 ? TensorScale(MathF.Abs(TensorPrimitives.MaxMagnitude(weight.Span))) : 1f;
             var values = new float[layout.GroupCount];
             byte[]? zeros = options.Symmetric ? null : new byte[layout.GroupCount];
-            Parallel.For(0, rows, parallel, () => new byte[columns], (r, _, codes) =>
+            // Byte-wide codes are their own packing: encode straight into the result, skipping a copy.
+            bool direct = CodeBits == 8 && stride == columns;
+            Parallel.For(0, rows, parallel, () => new byte[columns], (r, state, codes) =>
             {
                 ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
+                Span<byte> target = direct ? packed.AsSpan(r * stride, stride) : codes;
                 for (int s = 0; s < layout.SegmentsPerRow; s++)
                 {
                     (int start, int length) = layout.Segment(s);
                     ReadOnlySpan<float> x = row.Slice(start, length);
-                    SegmentParameters p = ChooseGroup(GroupStats.Of(x, kind), tensorScale, options);
+                    GroupStats stats = GroupStats.Of(x, kind);
+                    if (!float.IsFinite(stats.AbsMax))
+                    {
+                        Interlocked.CompareExchange(ref badRow, r, -1);
+                        state.Stop();
+                        return codes;
+                    }
+
+                    SegmentParameters p = ChooseGroup(stats, tensorScale, options);
                     int group = layout.GroupOf(r, s);
                     values[group] = p.Scale;
                     if (zeros is not null)
@@ -231,17 +249,30 @@ internal abstract class GroupedFormat : NumberFormat
                         zeros[group] = p.Zero;
                     }
 
-                    EncodeSegment(x, p, options, codes.AsSpan(start, length));
+                    EncodeSegment(x, p, options, target.Slice(start, length));
                 }
 
-                PackRow(codes, packed.AsSpan(r * stride, stride));
+                if (!direct)
+                {
+                    PackRow(codes, packed.AsSpan(r * stride, stride));
+                }
+
                 return codes;
             }, _ => { });
+            ThrowIfNonFinite(weight, badRow);
             scales = new GroupScales(values, Encoding(options)) { ZeroPoints = zeros, Global = tensorScale };
         }
         else
         {
             GroupStats[] stats = CollectStats(data, layout, kind, parallel);
+            for (int g = 0; g < stats.Length; g++)
+            {
+                if (!float.IsFinite(stats[g].AbsMax))
+                {
+                    ThrowIfNonFinite(weight, layout.GroupExtent(g).FirstRow, layout.GroupExtent(g).RowCount);
+                }
+            }
+
             scales = ChooseScales(weight, layout, stats, options);
             Parallel.For(0, rows, parallel, () => new byte[columns], (r, _, codes) =>
             {
@@ -285,6 +316,25 @@ internal abstract class GroupedFormat : NumberFormat
         finally
         {
             ArrayPool<float>.Shared.Return(result);
+        }
+    }
+
+    /// <summary>Names the first non-finite weight in rows [firstRow, firstRow + count), the policy of every format.</summary>
+    private static void ThrowIfNonFinite(DenseTensor weight, int firstRow, int count = 1)
+    {
+        if (firstRow < 0)
+        {
+            return;
+        }
+
+        ReadOnlySpan<float> values = weight.Span.Slice(firstRow * weight.Columns, count * weight.Columns);
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                throw new ArgumentException(
+                    $"rtn: the weight holds {values[i]} at ({firstRow + i / weight.Columns}, {i % weight.Columns}); weights must be finite.", "weight");
+            }
         }
     }
 

@@ -45,8 +45,16 @@ public sealed class RoundToNearestQuantizer : ICompressor
     public QuantizedTensor Quantize(DenseTensor weight, CompressionContext? context = null)
     {
         context ??= CompressionContext.Default;
-        CompressorArguments.Validate(this, weight, context);
+        ArgumentNullException.ThrowIfNull(weight);
+        context.CancellationToken.ThrowIfCancellationRequested();
+        if (weight.Rank != 2)
+        {
+            throw new ArgumentException($"rtn: the weight must be a matrix [out, in]; got rank {weight.Rank}.", nameof(weight));
+        }
+
         Options.Validate(weight.Rows, weight.Columns);
+        // Finiteness is checked in the statistics pass (the first read of every weight), not by a pass of its own:
+        // at memory speed an extra read would cost a third of the run.
         return Options.Format.Quantize(weight, Options, context.CancellationToken);
     }
 }

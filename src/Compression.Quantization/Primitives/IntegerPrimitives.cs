@@ -3,6 +3,7 @@
 
 using System;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Compression.Quantization.Primitives;
@@ -33,21 +34,22 @@ public static class IntegerPrimitives
         {
             Vector256<float> s = Vector256.Create(scale), z = Vector256.Create((float)zero);
             Vector256<float> lo = Vector256.Create((float)low), hi = Vector256.Create((float)high);
+            ref float source = ref MemoryMarshal.GetReference(x);
+            ref byte target = ref MemoryMarshal.GetReference(codes);
             for (; i <= x.Length - 32; i += 32)
             {
-                Vector256<int> a = Code(Vector256.Create(x.Slice(i, 8)), s, z, lo, hi);
-                Vector256<int> b = Code(Vector256.Create(x.Slice(i + 8, 8)), s, z, lo, hi);
-                Vector256<int> c = Code(Vector256.Create(x.Slice(i + 16, 8)), s, z, lo, hi);
-                Vector256<int> d = Code(Vector256.Create(x.Slice(i + 24, 8)), s, z, lo, hi);
-                Vector256<short> ab = Vector256.Narrow(a, b), cd = Vector256.Narrow(c, d);
-                Vector256.Narrow(ab, cd).AsByte().CopyTo(codes.Slice(i));
+                nuint n = (nuint)i;
+                Vector256<int> a = Code(Vector256.LoadUnsafe(ref source, n), s, z, lo, hi);
+                Vector256<int> b = Code(Vector256.LoadUnsafe(ref source, n + 8), s, z, lo, hi);
+                Vector256<int> c = Code(Vector256.LoadUnsafe(ref source, n + 16), s, z, lo, hi);
+                Vector256<int> d = Code(Vector256.LoadUnsafe(ref source, n + 24), s, z, lo, hi);
+                Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).AsByte().StoreUnsafe(ref target, n);
             }
 
             for (; i <= x.Length - 8; i += 8)
             {
-                Vector256<short> half = Vector256.Narrow(Code(Vector256.Create(x.Slice(i, 8)), s, z, lo, hi), Vector256<int>.Zero);
-                ulong eight = Vector256.Narrow(half, Vector256<short>.Zero).AsUInt64().ToScalar();
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(codes.Slice(i), eight);
+                Vector256<short> half = Vector256.Narrow(Code(Vector256.LoadUnsafe(ref source, (nuint)i), s, z, lo, hi), Vector256<int>.Zero);
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref target, i), Vector256.Narrow(half, Vector256<short>.Zero).AsUInt64().ToScalar());
             }
         }
 
@@ -70,15 +72,18 @@ public static class IntegerPrimitives
         if (Vector256.IsHardwareAccelerated)
         {
             Vector256<float> s = Vector256.Create(scale), z = Vector256.Create((float)zero);
+            ref byte source = ref MemoryMarshal.GetReference(codes);
+            ref float target = ref MemoryMarshal.GetReference(destination);
             for (; i <= codes.Length - 32; i += 32)
             {
-                (Vector256<ushort> low, Vector256<ushort> high) = Vector256.Widen(Vector256.Create(codes.Slice(i, 32)));
+                nuint n = (nuint)i;
+                (Vector256<ushort> low, Vector256<ushort> high) = Vector256.Widen(Vector256.LoadUnsafe(ref source, n));
                 (Vector256<uint> a, Vector256<uint> b) = Vector256.Widen(low);
                 (Vector256<uint> c, Vector256<uint> d) = Vector256.Widen(high);
-                ((Vector256.ConvertToSingle(a.AsInt32()) - z) * s).CopyTo(destination.Slice(i));
-                ((Vector256.ConvertToSingle(b.AsInt32()) - z) * s).CopyTo(destination.Slice(i + 8));
-                ((Vector256.ConvertToSingle(c.AsInt32()) - z) * s).CopyTo(destination.Slice(i + 16));
-                ((Vector256.ConvertToSingle(d.AsInt32()) - z) * s).CopyTo(destination.Slice(i + 24));
+                ((Vector256.ConvertToSingle(a.AsInt32()) - z) * s).StoreUnsafe(ref target, n);
+                ((Vector256.ConvertToSingle(b.AsInt32()) - z) * s).StoreUnsafe(ref target, n + 8);
+                ((Vector256.ConvertToSingle(c.AsInt32()) - z) * s).StoreUnsafe(ref target, n + 16);
+                ((Vector256.ConvertToSingle(d.AsInt32()) - z) * s).StoreUnsafe(ref target, n + 24);
             }
         }
 

@@ -3,6 +3,7 @@
 
 using System;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Compression.Quantization.Formats;
 
@@ -34,21 +35,23 @@ public static class MiniFloatPrimitives
         {
             var kernel = new VectorEncoder(codec);
             Vector256<float> s = Vector256.Create(scale);
+            ref float source = ref MemoryMarshal.GetReference(x);
+            ref byte target = ref MemoryMarshal.GetReference(codes);
             for (; i <= x.Length - 32; i += 32)
             {
-                Vector256<int> a = kernel.Encode(Vector256.Create(x.Slice(i, 8)) / s);
-                Vector256<int> b = kernel.Encode(Vector256.Create(x.Slice(i + 8, 8)) / s);
-                Vector256<int> c = kernel.Encode(Vector256.Create(x.Slice(i + 16, 8)) / s);
-                Vector256<int> d = kernel.Encode(Vector256.Create(x.Slice(i + 24, 8)) / s);
-                Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).AsByte().CopyTo(codes.Slice(i));
+                nuint n = (nuint)i;
+                Vector256<int> a = kernel.Encode(Vector256.LoadUnsafe(ref source, n) / s);
+                Vector256<int> b = kernel.Encode(Vector256.LoadUnsafe(ref source, n + 8) / s);
+                Vector256<int> c = kernel.Encode(Vector256.LoadUnsafe(ref source, n + 16) / s);
+                Vector256<int> d = kernel.Encode(Vector256.LoadUnsafe(ref source, n + 24) / s);
+                Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).AsByte().StoreUnsafe(ref target, n);
             }
 
             // Blocks of 16 (NVFP4) and 32 (MX) and row tails: eight at a time.
             for (; i <= x.Length - 8; i += 8)
             {
-                Vector256<short> half = Vector256.Narrow(kernel.Encode(Vector256.Create(x.Slice(i, 8)) / s), Vector256<int>.Zero);
-                ulong eight = Vector256.Narrow(half, Vector256<short>.Zero).AsUInt64().ToScalar();
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(codes.Slice(i), eight);
+                Vector256<short> half = Vector256.Narrow(kernel.Encode(Vector256.LoadUnsafe(ref source, (nuint)i) / s), Vector256<int>.Zero);
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref target, i), Vector256.Narrow(half, Vector256<short>.Zero).AsUInt64().ToScalar());
             }
         }
 
