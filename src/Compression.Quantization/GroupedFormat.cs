@@ -92,7 +92,7 @@ internal struct GroupStats
             Vector128<float> half = Vector128.Max(m.GetLower(), m.GetUpper());
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(1, 0, 3, 2)));
-            max = nan == Vector256<float>.Zero ? half.ToScalar() : float.NaN;
+            max = nan.AsInt32() == Vector256<int>.Zero ? half.ToScalar() : float.NaN;
         }
 
         for (; i < x.Length; i++)
@@ -166,6 +166,13 @@ internal abstract class GroupedFormat : NumberFormat
     /// <summary>One group's scale (rounded to its storage type) and zero point.</summary>
     private protected abstract SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options);
 
+    /// <summary>Whether <see cref="QuantizeRow"/> handles whole rows (block formats with a fixed block size).</summary>
+    private protected virtual bool HasRowKernel => false;
+
+    /// <summary>Quantizes a whole row in one call: scales of its groups and its codes; false at a non-finite weight.</summary>
+    private protected virtual bool QuantizeRow(ReadOnlySpan<float> row, float tensorScale, Span<float> scales, Span<byte> codes) =>
+        throw new NotSupportedException();
+
     /// <summary>Encodes one segment of a row; one code per byte.</summary>
     private protected abstract void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes);
 
@@ -229,6 +236,23 @@ internal abstract class GroupedFormat : NumberFormat
             {
                 ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
                 Span<byte> target = direct ? packed.AsSpan(r * stride, stride) : codes;
+                if (HasRowKernel)
+                {
+                    if (!QuantizeRow(row, tensorScale, values.AsSpan(r * layout.SegmentsPerRow, layout.SegmentsPerRow), target))
+                    {
+                        Interlocked.CompareExchange(ref badRow, r, -1);
+                        state.Stop();
+                        return codes;
+                    }
+
+                    if (!direct)
+                    {
+                        PackRow(codes, packed.AsSpan(r * stride, stride));
+                    }
+
+                    return codes;
+                }
+
                 for (int s = 0; s < layout.SegmentsPerRow; s++)
                 {
                     (int start, int length) = layout.Segment(s);

@@ -47,6 +47,19 @@ internal sealed class MicroscalingFormat : GroupedFormat
 
     private protected override ScaleEncoding Encoding(RtnOptions options) => ScaleEncoding.E8M0;
 
+    private protected override bool HasRowKernel => Element is not null;
+
+    private protected override bool QuantizeRow(ReadOnlySpan<float> row, float tensorScale, Span<float> scales, Span<byte> codes) =>
+        BlockPrimitives.QuantizeRow(row, BlockSize, Element!.Value, new SharedExponentRule(Element.Value.MaxExponent), tensorScale, scales, codes);
+
+    /// <summary>X = 2^(floor(log2(amax)) − emax); the elements are divided by X itself.</summary>
+    private readonly struct SharedExponentRule(int elementMaxExponent) : IBlockScaleRule
+    {
+        public float Scale(float absMax, float tensorScale) => MathF.ScaleB(1f, E8M0.SharedExponent(absMax, elementMaxExponent));
+
+        public float Divisor(float scale, float tensorScale) => scale;
+    }
+
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
         new(MathF.ScaleB(1f, E8M0.SharedExponent(stats.AbsMax, Element?.MaxExponent ?? Int8MaxExponent)), 0, 1f, 0);
 

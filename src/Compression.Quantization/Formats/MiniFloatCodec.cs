@@ -60,6 +60,12 @@ public readonly struct MiniFloatCodec : IEquatable<MiniFloatCodec>
         };
         MaxExponent = exponentField - bias;
         MaxNormal = MathF.ScaleB(1f + mantissa / (float)(1 << mantissaBits), MaxExponent);
+        MaxCode = (exponentField << mantissaBits) | mantissa;
+        DecodeTable = new float[1 << Bits];
+        for (int code = 0; code < DecodeTable.Length; code++)
+        {
+            DecodeTable[code] = Decode((byte)code);
+        }
     }
 
     /// <summary>OCP FP8 E4M3 (E4M3FN): bias 7, max 448, no infinities, NaN = S.1111.111.</summary>
@@ -100,6 +106,12 @@ public readonly struct MiniFloatCodec : IEquatable<MiniFloatCodec>
 
     /// <summary>The unbiased exponent of <see cref="MaxNormal"/> (the MX spec's emax: 8, 15, 2, 4, 2).</summary>
     public int MaxExponent { get; }
+
+    /// <summary>The code of +<see cref="MaxNormal"/>.</summary>
+    internal int MaxCode { get; }
+
+    /// <summary>The value of every code, computed once (kernels index it instead of decoding).</summary>
+    internal float[] DecodeTable { get; }
 
     /// <summary>The smallest normal exponent, 1 − bias.</summary>
     public int MinNormalExponent => 1 - Bias;

@@ -40,7 +40,21 @@ internal sealed class Nvfp4Format : GroupedFormat
     private protected override float TensorScale(float tensorAbsMax) => tensorAbsMax / s_range;
 
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
-        new(tensorScale > 0 ? MiniFloatCodec.Fp8E4M3.RoundToGrid(stats.AbsMax / (MiniFloatCodec.Fp4E2M1.MaxNormal * tensorScale)) : 0f, 0, tensorScale, 0);
+        new(default(BlockScaleRule).Scale(stats.AbsMax, tensorScale), 0, tensorScale, 0);
+
+    private protected override bool HasRowKernel => true;
+
+    private protected override bool QuantizeRow(ReadOnlySpan<float> row, float tensorScale, Span<float> scales, Span<byte> codes) =>
+        BlockPrimitives.QuantizeRow(row, BlockSize, MiniFloatCodec.Fp4E2M1, default(BlockScaleRule), tensorScale, scales, codes);
+
+    /// <summary>s_b = E4M3(amax_b / (6·g)); elements are divided by s_b·g.</summary>
+    private readonly struct BlockScaleRule : IBlockScaleRule
+    {
+        public float Scale(float absMax, float tensorScale) =>
+            tensorScale > 0 ? MiniFloatCodec.Fp8E4M3.RoundToGrid(absMax / (MiniFloatCodec.Fp4E2M1.MaxNormal * tensorScale)) : 0f;
+
+        public float Divisor(float scale, float tensorScale) => scale * tensorScale;
+    }
 
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
         MiniFloatPrimitives.Quantize(MiniFloatCodec.Fp4E2M1, x, parameters.Scale * parameters.TensorScale, saturate: true, codes);

@@ -70,15 +70,11 @@ public static class MiniFloatPrimitives
             throw new ArgumentException($"Destination holds {destination.Length}; {codes.Length} needed.", nameof(destination));
         }
 
-        Span<float> table = stackalloc float[256];
-        for (int c = 0; c < 1 << codec.Bits; c++)
-        {
-            table[c] = codec.Decode((byte)c) * scale;
-        }
-
+        float[] table = codec.DecodeTable;
+        int mask = table.Length - 1;
         for (int i = 0; i < codes.Length; i++)
         {
-            destination[i] = table[codes[i]];
+            destination[i] = table[codes[i] & mask] * scale;
         }
     }
 
@@ -89,7 +85,7 @@ public static class MiniFloatPrimitives
     /// anything past the largest code clamps to it (rounding is monotone, so that is saturation). The exhaustive and
     /// span tests hold it to <see cref="MiniFloatCodec.Encode"/> bit for bit, NaN included.
     /// </summary>
-    private readonly struct VectorEncoder
+    internal readonly struct VectorEncoder
     {
         private readonly int _mantissaBits;
         private readonly int _rebias;
@@ -106,9 +102,14 @@ public static class MiniFloatPrimitives
             _rebias = (127 - codec.Bias) << codec.MantissaBits;
             _minNormalBits = (uint)(codec.MinNormalExponent + 127) << 23;
             _subnormalMagic = MathF.ScaleB(1f, codec.MinNormalExponent - codec.MantissaBits + 23);
-            _maxCode = codec.EncodeGridValue(codec.MaxNormal);
+            _maxCode = codec.MaxCode;
             _signBit = 1 << (codec.ExponentBits + codec.MantissaBits);
-            _nanCode = codec.EncodeGridValue(BitConverter.UInt32BitsToSingle(0x7FC0_0000u));
+            _nanCode = codec.Specials switch
+            {
+                SpecialValues.NaNOnly => _signBit - 1,
+                SpecialValues.Ieee => (((1 << codec.ExponentBits) - 1) << codec.MantissaBits) | (1 << (codec.MantissaBits - 1)),
+                _ => 0,
+            };
             _nanHasSign = codec.Specials != SpecialValues.None;
         }
 
