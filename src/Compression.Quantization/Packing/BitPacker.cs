@@ -2,6 +2,8 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Compression.Quantization.Packing;
 
@@ -101,7 +103,24 @@ public static class BitPacker
     private static void Pack4(ReadOnlySpan<byte> codes, Span<byte> destination)
     {
         int pairs = codes.Length / 2;
-        for (int i = 0; i < pairs; i++)
+        int start = 0;
+        if (Vector256.IsHardwareAccelerated && pairs >= 32)
+        {
+            // Read the codes as 16-bit pairs (even code low, odd code high): byte = (lo & 0xF) | (hi << 4).
+            ref byte source = ref MemoryMarshal.GetReference(codes);
+            ref byte target = ref MemoryMarshal.GetReference(destination);
+            Vector256<ushort> low = Vector256.Create((ushort)0x000F), high = Vector256.Create((ushort)0x00F0);
+            for (; start <= pairs - 32; start += 32)
+            {
+                Vector256<ushort> a = Vector256.LoadUnsafe(ref source, (nuint)(2 * start)).AsUInt16();
+                Vector256<ushort> b = Vector256.LoadUnsafe(ref source, (nuint)(2 * start + 32)).AsUInt16();
+                Vector256<ushort> pa = (a & low) | ((a >>> 4) & high);
+                Vector256<ushort> pb = (b & low) | ((b >>> 4) & high);
+                Vector256.Narrow(pa, pb).StoreUnsafe(ref target, (nuint)start);
+            }
+        }
+
+        for (int i = start; i < pairs; i++)
         {
             destination[i] = (byte)((codes[2 * i] & 0xF) | ((codes[2 * i + 1] & 0xF) << 4));
         }
