@@ -172,6 +172,7 @@ public class RoundToNearestTests
             float scale = q.Scales.Span[i / 64];
             float normalized = w.Span[i] / scale;
             float chosen = Nf4Format.Values[codes[i]];
+            Assert.Equal(Nf4Format.Encode(normalized), codes[i]);                // SIMD path = scalar encoder
             foreach (float candidate in Nf4Format.Values)
             {
                 Assert.True(MathF.Abs(normalized - chosen) <= MathF.Abs(normalized - candidate) + 1e-6f);

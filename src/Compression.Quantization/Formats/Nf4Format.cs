@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.Intrinsics;
 using Compression.Tensors;
 
 namespace Compression.Quantization;
@@ -40,18 +41,33 @@ internal sealed class Nf4Format : GroupedFormat
         }
     }
 
+    private static readonly float[] s_midpoints = BuildMidpoints();
+
+    private static ReadOnlySpan<float> Midpoints => s_midpoints;
+
     /// <summary>The code of the NF4 value nearest to <paramref name="normalized"/> (ties to the lower code).</summary>
     public static byte Encode(float normalized)
     {
-        ReadOnlySpan<float> values = Values;
+        // Midpoints computed in float once: 15 comparisons; a value exactly at a midpoint stays below it.
         int code = 0;
-        // Midpoints computed in float: 15 comparisons, branch-light; a value exactly at a midpoint stays below it.
-        for (int i = 1; i < values.Length; i++)
+        foreach (float midpoint in Midpoints)
         {
-            code += normalized > (values[i - 1] + values[i]) * 0.5f ? 1 : 0;
+            code += normalized > midpoint ? 1 : 0;
         }
 
         return (byte)code;
+    }
+
+    private static float[] BuildMidpoints()
+    {
+        ReadOnlySpan<float> values = Values;
+        var midpoints = new float[values.Length - 1];
+        for (int i = 1; i < values.Length; i++)
+        {
+            midpoints[i - 1] = (values[i - 1] + values[i]) * 0.5f;
+        }
+
+        return midpoints;
     }
 
     private protected override bool ScalesAreLocal(RtnOptions options) => false;
@@ -100,9 +116,37 @@ internal sealed class Nf4Format : GroupedFormat
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {
         float scale = parameters.Scale;
-        for (int i = 0; i < x.Length; i++)
+        if (scale == 0)
         {
-            codes[i] = scale == 0 ? (byte)7 : Encode(x[i] / scale);
+            codes[..x.Length].Fill(7);
+            return;
+        }
+
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // The code is the number of midpoints below the value: 15 compares, each adding 1 (−1 as a mask).
+            ReadOnlySpan<float> midpoints = Midpoints;
+            var s = Vector256.Create(scale);
+            for (; i <= x.Length - 8; i += 8)
+            {
+                var y = Vector256.Create(x.Slice(i, 8)) / s;
+                var count = Vector256<int>.Zero;
+                for (int m = 0; m < midpoints.Length; m++)
+                {
+                    count -= Vector256.GreaterThan(y, Vector256.Create(midpoints[m])).AsInt32();
+                }
+
+                for (int k = 0; k < 8; k++)
+                {
+                    codes[i + k] = (byte)count.GetElement(k);
+                }
+            }
+        }
+
+        for (; i < x.Length; i++)
+        {
+            codes[i] = Encode(x[i] / scale);
         }
     }
 
