@@ -1,0 +1,226 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Numerics.Tensors;
+using Compression.Gpu.Runtime;
+using Compression.Quantization.Formats;
+using Compression.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compression.Quantization.Gpu;
+
+/// <summary>
+/// Round-to-nearest quantization on an accelerator (CUDA, OpenCL, or ILGPU's CPU simulator in tests), producing the
+/// same <see cref="QuantizedTensor"/> as <see cref="RoundToNearestQuantizer"/>, bit for bit.
+/// </summary>
+/// <remarks>
+/// Supported: integer formats (symmetric, restricted or full range, and asymmetric), FP8/FP6/FP4 with float scales
+/// (saturating), MXFP8/MXFP6/MXFP4/MXINT8 and NVFP4; per-channel and per-group granularity; float32 scale storage.
+/// Anything else (per-tensor and per-block groups, clipping search, FP16/BF16 scale storage, NF4, ternary)
+/// throws <see cref="NotSupportedException"/>: use the CPU quantizer for those.
+/// </remarks>
+public sealed class GpuRoundToNearestQuantizer
+{
+    private static readonly object s_rowAbsMax = new(), s_tensorScale = new(), s_groupScales = new(), s_encodePack = new(), s_dequantize = new();
+    private readonly GpuContext _gpu;
+
+    /// <summary>Creates a quantizer on <paramref name="gpu"/>.</summary>
+    /// <exception cref="NotSupportedException">The options need a feature only the CPU quantizer has.</exception>
+    public GpuRoundToNearestQuantizer(GpuContext gpu, RtnOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(gpu);
+        ArgumentNullException.ThrowIfNull(options);
+        _gpu = gpu;
+        Options = options;
+        CheckSupported(options);
+    }
+
+    /// <summary>The options.</summary>
+    public RtnOptions Options { get; }
+
+    /// <summary>Quantizes a host matrix: uploads it, runs the kernels, downloads the packed result.</summary>
+    /// <exception cref="ArgumentException">The weight is not a finite matrix, or the options do not fit its shape.</exception>
+    public QuantizedTensor Quantize(DenseTensor weight)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        CompressorArguments.Validate(new RoundToNearestQuantizer(Options), weight, CompressionContext.Default);
+        Options.Validate(weight.Rows, weight.Columns);
+        int rows = weight.Rows, columns = weight.Columns;
+        var format = (GroupedFormat)Options.Format;
+        var layout = new ScaleLayout(Options.EffectiveGranularity, rows, columns);
+        int stride = format.PackedRowLength(columns);
+        Accelerator accelerator = _gpu.Accelerator;
+        using MemoryBuffer1D<float, Stride1D.Dense> input = accelerator.Allocate1D<float>(Math.Max(1, weight.Length));
+        using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D<byte>(Math.Max(1, rows * stride));
+        using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D<float>(Math.Max(1, layout.GroupCount));
+        using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D<byte>(Math.Max(1, layout.GroupCount));
+        using MemoryBuffer1D<float, Stride1D.Dense> workspace = accelerator.Allocate1D<float>(WorkspaceLength(rows));
+        input.View.SubView(0, weight.Length).BaseView.CopyFromCPU(weight.Span);
+        QuantizeOnDevice(input.View, rows, columns, packed.View, scales.View, zeros.View, workspace.View);
+
+        var packedHost = new byte[rows * stride];
+        var scalesHost = new float[layout.GroupCount];
+        packed.View.SubView(0, packedHost.Length).BaseView.CopyToCPU(packedHost);
+        scales.View.SubView(0, scalesHost.Length).BaseView.CopyToCPU(scalesHost);
+        byte[]? zerosHost = null;
+        if (!Options.Symmetric)
+        {
+            zerosHost = new byte[layout.GroupCount];
+            zeros.View.SubView(0, zerosHost.Length).BaseView.CopyToCPU(zerosHost);
+        }
+
+        float tensorScale = 1f;
+        if (Options.Format is Nvfp4Format)
+        {
+            var one = new float[1];
+            workspace.View.SubView(rows, 1).BaseView.CopyToCPU(one);
+            tensorScale = one[0];
+        }
+
+        ScaleEncoding encoding = Options.Format switch
+        {
+            MicroscalingFormat => ScaleEncoding.E8M0,
+            Nvfp4Format => ScaleEncoding.Fp8E4M3,
+            _ => ScaleEncoding.Float32,
+        };
+        return new QuantizedTensor(Options.Format, Options.EffectiveGranularity, rows, columns, packedHost, stride, scalesHost, encoding, zerosHost, tensorScale);
+    }
+
+    /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for <paramref name="rows"/> rows.</summary>
+    public static int WorkspaceLength(int rows) => rows + 1;
+
+    /// <summary>
+    /// Quantizes a matrix already on the device into device buffers (no transfers, no synchronisation: for pipelines
+    /// and benchmarks). <paramref name="packed"/> holds rows × packed row length bytes, <paramref name="scales"/> and
+    /// <paramref name="zeroPoints"/> one entry per group, <paramref name="workspace"/> <see cref="WorkspaceLength"/>
+    /// floats (for NVFP4 its element [rows] receives the tensor scale). The weight must be finite.
+    /// </summary>
+    public void QuantizeOnDevice(ArrayView<float> weight, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
+        ArrayView<byte> zeroPoints, ArrayView<float> workspace)
+    {
+        var layout = new ScaleLayout(Options.EffectiveGranularity, rows, columns);
+        GpuFormatSpec spec = Spec(Options, layout);
+        if (weight.Length < (long)rows * columns || packed.Length < (long)rows * spec.Stride || scales.Length < layout.GroupCount ||
+            zeroPoints.Length < layout.GroupCount || workspace.Length < WorkspaceLength(rows))
+        {
+            throw new ArgumentException("A device buffer is smaller than the shape requires.", nameof(weight));
+        }
+
+        if (rows == 0 || columns == 0)
+        {
+            return;
+        }
+
+        ArrayView<float> tensorScale = workspace.SubView(rows, 1);
+        if (Options.Format is Nvfp4Format)
+        {
+            var rowAbsMax = _gpu.GetOrLoadKernel(s_rowAbsMax, a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(QuantizeKernels.RowAbsMax));
+            var reduce = _gpu.GetOrLoadKernel(s_tensorScale, a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(QuantizeKernels.TensorScale));
+            rowAbsMax(rows, weight, workspace.SubView(0, rows), columns);
+            reduce(1, workspace.SubView(0, rows), tensorScale, rows);
+        }
+
+        var groupScales = _gpu.GetOrLoadKernel(s_groupScales, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.GroupScales));
+        var encodePack = _gpu.GetOrLoadKernel(s_encodePack, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, GpuFormatSpec>(QuantizeKernels.EncodePack));
+        groupScales(layout.GroupCount, weight, scales, zeroPoints, tensorScale, spec);
+        encodePack(rows * spec.Stride, weight, scales, zeroPoints, tensorScale, packed, spec);
+    }
+
+    /// <summary>Decodes a quantized tensor on the device; equals <see cref="CompressedTensor.Decompress"/> bit for bit.</summary>
+    public DenseTensor Dequantize(QuantizedTensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (tensor.Format != Options.Format || tensor.Granularity != Options.EffectiveGranularity)
+        {
+            throw new ArgumentException($"The tensor is {tensor.Format} {tensor.Granularity}; this quantizer handles {Options.Format} {Options.EffectiveGranularity}.", nameof(tensor));
+        }
+
+        var result = new DenseTensor(tensor.Rows, tensor.Columns);
+        if (result.Length == 0)
+        {
+            return result;
+        }
+
+        Accelerator accelerator = _gpu.Accelerator;
+        GpuFormatSpec spec = Spec(Options, tensor.Layout);
+        using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D(tensor.PackedCodesArray);
+        using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D(tensor.ScalesArray);
+        using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D(tensor.ZeroPointsArray ?? new byte[1]);
+        using MemoryBuffer1D<float, Stride1D.Dense> global = accelerator.Allocate1D(new[] { tensor.GlobalScale });
+        using MemoryBuffer1D<float, Stride1D.Dense> output = accelerator.Allocate1D<float>(result.Length);
+        var kernel = _gpu.GetOrLoadKernel(s_dequantize, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.Dequantize));
+        kernel(result.Length, packed.View, scales.View, zeros.View, global.View, output.View, spec);
+        output.View.BaseView.CopyToCPU(result.Span);
+        return result;
+    }
+
+    private static void CheckSupported(RtnOptions options)
+    {
+        string? reason = options.Format switch
+        {
+            Nf4Format or TernaryFormat => $"{options.Format} runs on the CPU only",
+            MicroscalingFormat or Nvfp4Format => null,
+            _ when options.EffectiveGranularity is PerTensorGranularity or PerBlockGranularity => "per-tensor and per-block groups run on the CPU only",
+            _ when options.Clipping is not null => "clipping search runs on the CPU only",
+            _ when options.ScaleStorage != ScaleEncoding.Float32 => "FP16/BF16 scale storage runs on the CPU only",
+            FloatFormat when !options.Saturate => "non-saturating FP conversion runs on the CPU only",
+            _ => null,
+        };
+        if (reason is not null)
+        {
+            throw new NotSupportedException($"GPU quantization: {reason}. Use RoundToNearestQuantizer.");
+        }
+    }
+
+    private static GpuFormatSpec Spec(RtnOptions options, ScaleLayout layout)
+    {
+        var format = (GroupedFormat)options.Format;
+        var spec = new GpuFormatSpec
+        {
+            CodeBits = format.CodeBits,
+            Columns = layout.Columns,
+            Stride = format.PackedRowLength(layout.Columns),
+            SegmentWidth = layout.SegmentWidth,
+            SegmentsPerRow = Math.Max(1, layout.SegmentsPerRow),
+        };
+        switch (options.Format)
+        {
+            case IntegerFormat integer:
+            {
+                int offset = 1 << (integer.Bits - 1), levels = (1 << integer.Bits) - 1;
+                bool restricted = options.SymmetricRange == SymmetricRange.Restricted;
+                return options.Symmetric
+                    ? spec with
+                    {
+                        Element = GpuElementKind.IntegerSymmetric, ScaleKind = GpuScaleKind.Integer, Offset = offset,
+                        Low = restricted ? 1 : 0, High = 2 * offset - 1, SymmetricMax = restricted ? offset - 1 : levels / 2f,
+                    }
+                    : spec with { Element = GpuElementKind.IntegerAsymmetric, ScaleKind = GpuScaleKind.Integer, Low = 0, High = levels };
+            }
+
+            case FloatFormat fp:
+                return WithCodec(spec, fp.Codec) with { ScaleKind = GpuScaleKind.FloatMax, MaxNormal = fp.Codec.MaxNormal };
+            case MicroscalingFormat { Element: MiniFloatCodec element }:
+                return WithCodec(spec, element) with { ScaleKind = GpuScaleKind.SharedExponent, MaxExponent = element.MaxExponent };
+            case MicroscalingFormat:
+                return spec with { Element = GpuElementKind.MxInt8, ScaleKind = GpuScaleKind.SharedExponent, MaxExponent = 0 };
+            default:
+                return WithCodec(spec, MiniFloatCodec.Fp4E2M1) with { ScaleKind = GpuScaleKind.Nvfp4 };
+        }
+    }
+
+    private static GpuFormatSpec WithCodec(GpuFormatSpec spec, MiniFloatCodec codec) => spec with
+    {
+        Element = GpuElementKind.MiniFloat,
+        MantissaBits = codec.MantissaBits,
+        Bias = codec.Bias,
+        MinNormalExponent = codec.MinNormalExponent,
+        MaxCode = codec.MaxCode,
+        SignBit = 1 << (codec.ExponentBits + codec.MantissaBits),
+    };
+}

@@ -1,0 +1,194 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using ILGPU;
+
+namespace Compression.Quantization.Gpu;
+
+/// <summary>
+/// Device code of round-to-nearest quantization for row-local groups (per-channel, per-group, MX, NVFP4). No
+/// allocation, no exceptions, no classes: the host validated every shape. Each kernel mirrors the CPU kernels' float
+/// operations one for one (IEEE division, round-half-even, the same clamps), so results are equal bit for bit.
+/// </summary>
+internal static class QuantizeKernels
+{
+    // E4M3 constants for NVFP4 block scales: mantissa 3, bias 7, smallest normal exponent −6, largest code 0x7E.
+    private const int E4M3Mantissa = 3;
+    private const int E4M3Bias = 7;
+    private const int E4M3MinNormal = -6;
+    private const int E4M3MaxCode = 0x7E;
+    private const int E4M3SignBit = 0x80;
+
+    /// <summary>Per row: max |w| (for the NVFP4 tensor scale).</summary>
+    public static void RowAbsMax(Index1D row, ArrayView<float> weight, ArrayView<float> result, int columns)
+    {
+        float max = 0;
+        long start = (long)(int)row * columns;
+        for (int c = 0; c < columns; c++)
+        {
+            max = MathF.Max(max, MathF.Abs(weight[start + c]));
+        }
+
+        result[row] = max;
+    }
+
+    /// <summary>One thread: the tensor scale g = max(row maxima) / (448·6), written to <paramref name="tensorScale"/>[0].</summary>
+    public static void TensorScale(Index1D index, ArrayView<float> rowMax, ArrayView<float> tensorScale, int rows)
+    {
+        float max = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            max = MathF.Max(max, rowMax[r]);
+        }
+
+        tensorScale[0] = max / (448f * 6f);
+    }
+
+    /// <summary>Per group: its scale (and zero point), from the group's statistics.</summary>
+    public static void GroupScales(Index1D group, ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, GpuFormatSpec spec)
+    {
+        int row = group / spec.SegmentsPerRow;
+        int start = (group % spec.SegmentsPerRow) * spec.SegmentWidth;
+        int length = Math.Min(spec.SegmentWidth, spec.Columns - start);
+        long offset = (long)row * spec.Columns + start;
+        float absMax = 0, min = 0, max = 0;
+        for (int i = 0; i < length; i++)
+        {
+            float v = weight[offset + i];
+            absMax = MathF.Max(absMax, MathF.Abs(v));
+            min = i == 0 ? v : MathF.Min(min, v);
+            max = i == 0 ? v : MathF.Max(max, v);
+        }
+
+        float scale;
+        switch (spec.ScaleKind)
+        {
+            case GpuScaleKind.Integer:
+                if (spec.Element == GpuElementKind.IntegerSymmetric)
+                {
+                    scale = absMax / spec.SymmetricMax;
+                }
+                else
+                {
+                    float low = MathF.Min(min, 0), high = MathF.Max(max, 0);
+                    scale = (high - low) / spec.High;
+                    float zero = scale == 0 ? 0 : MathF.Min(MathF.Max(MathF.Round(-low / scale), 0), spec.High);
+                    zeros[group] = (byte)zero;
+                }
+
+                break;
+            case GpuScaleKind.FloatMax:
+                scale = absMax / spec.MaxNormal;
+                break;
+            case GpuScaleKind.SharedExponent:
+            {
+                // floor(log2(amax)) from the exponent bits; a float32-subnormal amax clamps to −127 anyway.
+                int exponentField = (BitConverter.SingleToInt32Bits(absMax) >> 23) & 0xFF;
+                int shared = absMax > 0 && exponentField > 0 ? exponentField - 127 - spec.MaxExponent : -127;
+                scale = GpuFormatSpec.PowerOfTwo(Math.Min(Math.Max(shared, -127), 127));
+                break;
+            }
+
+            default:
+            {
+                float g = tensorScale[0];
+                scale = g > 0
+                    ? GpuFormatSpec.DecodeMiniFloat(
+                        GpuFormatSpec.EncodeMiniFloat(absMax / (6f * g), E4M3Mantissa, E4M3Bias, E4M3MinNormal, E4M3MaxCode, E4M3SignBit),
+                        E4M3Mantissa, E4M3Bias, E4M3MinNormal, E4M3SignBit)
+                    : 0f;
+                break;
+            }
+        }
+
+        scales[group] = scale;
+    }
+
+    /// <summary>Per packed byte: the codes whose bits fall in it, computed and packed (little-endian bitstream).</summary>
+    public static void EncodePack(Index1D index, ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, ArrayView<byte> packed, GpuFormatSpec spec)
+    {
+        int row = index / spec.Stride;
+        int bitStart = (index % spec.Stride) * 8;
+        int result = 0;
+        int bits = spec.CodeBits;
+        for (int k = bitStart / bits; k < spec.Columns && k * bits < bitStart + 8; k++)
+        {
+            int code = Encode(weight, scales, zeros, tensorScale, spec, row, k) & ((1 << bits) - 1);
+            int shift = k * bits - bitStart;
+            result |= shift >= 0 ? code << shift : code >> -shift;
+        }
+
+        packed[index] = (byte)result;
+    }
+
+    /// <summary>Per element: unpack its code and decode it.</summary>
+    public static void Dequantize(Index1D index, ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, ArrayView<float> destination, GpuFormatSpec spec)
+    {
+        int row = index / spec.Columns;
+        int column = index % spec.Columns;
+        int bits = spec.CodeBits;
+        int bit = column * bits;
+        long byteIndex = (long)row * spec.Stride + (bit >> 3);
+        int shift = bit & 7;
+        int word = packed[byteIndex] >> shift;
+        if (shift + bits > 8)
+        {
+            word |= packed[byteIndex + 1] << (8 - shift);
+        }
+
+        int code = word & ((1 << bits) - 1);
+        int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
+        float scale = scales[group];
+        float value;
+        switch (spec.Element)
+        {
+            case GpuElementKind.IntegerSymmetric:
+                value = ((float)code - spec.Offset) * scale;
+                break;
+            case GpuElementKind.IntegerAsymmetric:
+                value = ((float)code - zeros[group]) * scale;
+                break;
+            case GpuElementKind.MxInt8:
+                value = (sbyte)(byte)code / 64f * scale;
+                break;
+            default:
+                float element = GpuFormatSpec.DecodeMiniFloat(code, spec.MantissaBits, spec.Bias, spec.MinNormalExponent, spec.SignBit);
+                value = element * (spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * tensorScale[0] : scale);
+                break;
+        }
+
+        destination[index] = value;
+    }
+
+    private static int Encode(ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
+        GpuFormatSpec spec, int row, int column)
+    {
+        int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
+        float scale = scales[group];
+        float x = weight[(long)row * spec.Columns + column];
+        switch (spec.Element)
+        {
+            case GpuElementKind.IntegerSymmetric:
+                return scale == 0 ? spec.Offset : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + spec.Offset, spec.Low), spec.High);
+            case GpuElementKind.IntegerAsymmetric:
+            {
+                int zero = zeros[group];
+                return scale == 0 ? zero : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + zero, 0), spec.High);
+            }
+
+            case GpuElementKind.MxInt8:
+                return (int)MathF.Min(MathF.Max(MathF.Round(x / scale * 64f), -127f), 127f) & 0xFF;
+            default:
+            {
+                float divisor = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * tensorScale[0] : scale;
+                return divisor == 0
+                    ? 0
+                    : GpuFormatSpec.EncodeMiniFloat(x / divisor, spec.MantissaBits, spec.Bias, spec.MinNormalExponent, spec.MaxCode, spec.SignBit);
+            }
+        }
+    }
+}
