@@ -1,0 +1,132 @@
+// Quantize + pack on the best ILGPU accelerator: every scheme checked against the CPU quantizer (bit for bit, on a
+// fresh random weight), then timed on an 8192×8192 float32 weight against a device-to-device copy measured in the same
+// run (the bandwidth ceiling). Usage: Compression.GpuBench [size] [repetitions]
+
+using System.Diagnostics;
+using System.Globalization;
+using Compression.Gpu.Runtime;
+using Compression.Quantization;
+using Compression.Quantization.Gpu;
+using Compression.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+int size = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 8192;
+int repetitions = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;
+bool simulator = Environment.GetEnvironmentVariable("COMPRESSION_GPUBENCH_SIMULATOR") == "1";
+
+GpuContext gpu;
+if (simulator)
+{
+    gpu = GpuContext.CreateCpuSimulator();
+}
+else if (!GpuContext.TryCreateBest(out GpuContext? found, out string reason))
+{
+    Console.Error.WriteLine(reason);
+    return 2;
+}
+else
+{
+    gpu = found!;
+}
+
+using (gpu)
+{
+    Accelerator accelerator = gpu.Accelerator;
+    Console.WriteLine($"device: {gpu.Kind} {gpu.DeviceName}, {accelerator.MemorySize / (1 << 30)} GiB; weight {size}×{size} float32; median of {repetitions}");
+
+    var schemes = new (string Name, RtnOptions Options)[]
+    {
+        ("int8 per-channel", RtnOptions.W8PerChannel),
+        ("int4 group-128", RtnOptions.W4Group128),
+        ("fp8-e4m3 per-channel", RtnOptions.Fp8PerChannel),
+        ("mxfp8-e4m3", new RtnOptions { Format = NumberFormat.Mxfp8E4M3 }),
+        ("mxfp4", RtnOptions.Mxfp4),
+        ("nvfp4", RtnOptions.Nvfp4),
+    };
+
+    // 1. Correctness: a fresh weight (odd shape, outliers, a zero row) through both paths.
+    int failures = 0;
+    DenseTensor check = RandomWeight(509, 1031, seed: Environment.TickCount);
+    foreach ((string name, RtnOptions options) in schemes)
+    {
+        QuantizedTensor cpu = options.CreateCompressor().Quantize(check);
+        QuantizedTensor device = new GpuRoundToNearestQuantizer(gpu, options).Quantize(check);
+        long codeMismatches = cpu.PackedCodes.ToArray().Zip(device.PackedCodes.ToArray()).LongCount(p => p.First != p.Second);
+        long scaleMismatches = cpu.Scales.ToArray().Zip(device.Scales.ToArray()).LongCount(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
+        bool ok = codeMismatches == 0 && scaleMismatches == 0 && BitConverter.SingleToInt32Bits(cpu.GlobalScale) == BitConverter.SingleToInt32Bits(device.GlobalScale);
+        failures += ok ? 0 : 1;
+        Console.WriteLine($"check {name,-22} {(ok ? "bit-exact" : $"MISMATCH: {codeMismatches} code bytes, {scaleMismatches} scales")}");
+    }
+
+    // 2. Timing on the device, no transfers inside the timed region.
+    DenseTensor weight = RandomWeight(size, size, seed: 7);
+    long elements = (long)size * size;
+    using MemoryBuffer1D<float, Stride1D.Dense> input = accelerator.Allocate1D<float>(elements);
+    using MemoryBuffer1D<float, Stride1D.Dense> copy = accelerator.Allocate1D<float>(elements);
+    input.View.BaseView.CopyFromCPU(weight.Span);
+    double copyMs = Median(repetitions, () => copy.View.CopyFrom(input.View), accelerator);
+    double copyBandwidth = 2.0 * 4 * elements / (copyMs * 1e-3) / 1e9;
+    Console.WriteLine($"{"device-to-device copy",-22} {copyMs,8:F3} ms {copyBandwidth,8:F0} GB/s (read + written)");
+    Console.WriteLine($"{"scheme",-22} {"time",11} {"traffic",11} {"of copy",8}");
+
+    foreach ((string name, RtnOptions options) in schemes)
+    {
+        var quantizer = new GpuRoundToNearestQuantizer(gpu, options);
+        var format = options.Format;
+        QuantizedTensor probe = options.CreateCompressor().Quantize(DenseTensor.FromValues(weight.Span[..(size * 64)], 64, size));
+        int stride = probe.RowStride;
+        int groups = probe.Scales.Length / 64 * size;
+        using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D<byte>((long)stride * size);
+        using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D<float>(groups);
+        using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D<byte>(groups);
+        using MemoryBuffer1D<float, Stride1D.Dense> workspace = accelerator.Allocate1D<float>(GpuRoundToNearestQuantizer.WorkspaceLength(size));
+        double ms = Median(repetitions, () => quantizer.QuantizeOnDevice(input.View, size, size, packed.View, scales.View, zeros.View, workspace.View), accelerator);
+        double bytes = 4.0 * elements + (double)stride * size + 4.0 * groups;
+        double bandwidth = bytes / (ms * 1e-3) / 1e9;
+        Console.WriteLine($"{name,-22} {ms,8:F3} ms {bandwidth,7:F0} GB/s {100 * bandwidth / copyBandwidth,7:F1}%");
+    }
+
+    return failures == 0 ? 0 : 1;
+}
+
+static DenseTensor RandomWeight(int rows, int columns, int seed)
+{
+    var random = new Random(seed);
+    var values = new float[(long)rows * columns];
+    for (int i = 0; i < values.Length; i++)
+    {
+        double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+        values[i] = (float)(0.02 * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        if (i % 997 == 0)
+        {
+            values[i] *= 30;
+        }
+    }
+
+    var tensor = new DenseTensor(values, rows, columns);
+    tensor.Row(rows / 2).Clear();
+    return tensor;
+}
+
+static double Median(int repetitions, Action run, Accelerator accelerator)
+{
+    for (int i = 0; i < 3; i++)
+    {
+        run();
+    }
+
+    accelerator.Synchronize();
+    var times = new double[repetitions];
+    for (int i = 0; i < repetitions; i++)
+    {
+        long start = Stopwatch.GetTimestamp();
+        run();
+        accelerator.Synchronize();
+        times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    Array.Sort(times);
+    return times[repetitions / 2];
+}
