@@ -23,7 +23,11 @@ namespace Compression.Quantization.Gpu;
 /// </remarks>
 public sealed class GpuRoundToNearestQuantizer
 {
-    private static readonly object s_rowAbsMax = new(), s_tensorScale = new(), s_groupScales = new(), s_encodePack = new(), s_dequantize = new();
+    /// <summary>Threads per row for row statistics: neighbouring threads read neighbouring floats.</summary>
+    private const int Parts = 256;
+
+    private static readonly object s_partialStats = new(), s_reduceMax = new(), s_tensorScale = new(), s_channelScales = new(),
+        s_groupScales = new(), s_encodePack = new(), s_dequantize = new();
     private readonly GpuContext _gpu;
 
     /// <summary>Creates a quantizer on <paramref name="gpu"/>.</summary>
@@ -75,7 +79,7 @@ public sealed class GpuRoundToNearestQuantizer
         if (Options.Format is Nvfp4Format)
         {
             var one = new float[1];
-            workspace.View.SubView(rows, 1).BaseView.CopyToCPU(one);
+            workspace.View.SubView(WorkspaceLength(rows) - 1, 1).BaseView.CopyToCPU(one);
             tensorScale = one[0];
         }
 
@@ -89,13 +93,13 @@ public sealed class GpuRoundToNearestQuantizer
     }
 
     /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for <paramref name="rows"/> rows.</summary>
-    public static int WorkspaceLength(int rows) => rows + 1;
+    public static int WorkspaceLength(int rows) => 3 * rows * Parts + rows + 129;
 
     /// <summary>
     /// Quantizes a matrix already on the device into device buffers (no transfers, no synchronisation: for pipelines
     /// and benchmarks). <paramref name="packed"/> holds rows × packed row length bytes, <paramref name="scales"/> and
     /// <paramref name="zeroPoints"/> one entry per group, <paramref name="workspace"/> <see cref="WorkspaceLength"/>
-    /// floats (for NVFP4 its element [rows] receives the tensor scale). The weight must be finite.
+    /// floats (for NVFP4 its last element receives the tensor scale). The weight must be finite.
     /// </summary>
     public void QuantizeOnDevice(ArrayView<float> weight, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
         ArrayView<byte> zeroPoints, ArrayView<float> workspace)
@@ -113,20 +117,47 @@ public sealed class GpuRoundToNearestQuantizer
             return;
         }
 
-        ArrayView<float> tensorScale = workspace.SubView(rows, 1);
-        if (Options.Format is Nvfp4Format)
+        // Workspace: partial max |w|, min and max (rows × Parts each), row maxima, 128 second-level maxima, tensor scale.
+        int partials = rows * Parts;
+        ArrayView<float> partialAbs = workspace.SubView(0, partials);
+        ArrayView<float> partialMin = workspace.SubView(partials, partials);
+        ArrayView<float> partialMax = workspace.SubView(2L * partials, partials);
+        ArrayView<float> rowMax = workspace.SubView(3L * partials, rows);
+        ArrayView<float> secondLevel = workspace.SubView(3L * partials + rows, 128);
+        ArrayView<float> tensorScale = workspace.SubView(WorkspaceLength(rows) - 1, 1);
+        bool perChannel = layout.SegmentsPerRow == 1 && layout.SegmentWidth >= columns;
+        if (Options.Format is Nvfp4Format || perChannel)
         {
-            var rowAbsMax = _gpu.GetOrLoadKernel(s_rowAbsMax, a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(QuantizeKernels.RowAbsMax));
-            var reduce = _gpu.GetOrLoadKernel(s_tensorScale, a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(QuantizeKernels.TensorScale));
-            rowAbsMax(rows, weight, workspace.SubView(0, rows), columns);
-            reduce(1, workspace.SubView(0, rows), tensorScale, rows);
+            var partialStats = _gpu.GetOrLoadKernel(s_partialStats, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(QuantizeKernels.PartialStats));
+            partialStats(partials, weight, partialAbs, partialMin, partialMax, columns, Parts);
         }
 
-        var groupScales = _gpu.GetOrLoadKernel(s_groupScales, a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.GroupScales));
+        if (Options.Format is Nvfp4Format)
+        {
+            var reduce = _gpu.GetOrLoadKernel(s_reduceMax, a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(QuantizeKernels.ReduceMax));
+            var final = _gpu.GetOrLoadKernel(s_tensorScale, a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(QuantizeKernels.TensorScale));
+            int chunk = (rows + 127) / 128;
+            reduce(rows, partialAbs, rowMax, partials, Parts);
+            reduce(128, rowMax, secondLevel, rows, chunk);
+            final(1, secondLevel, tensorScale, 128);
+        }
+
+        if (perChannel)
+        {
+            var channelScales = _gpu.GetOrLoadKernel(s_channelScales, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.ChannelScales));
+            channelScales(rows, partialAbs, partialMin, partialMax, Parts, scales, zeroPoints, tensorScale, spec);
+        }
+        else
+        {
+            var groupScales = _gpu.GetOrLoadKernel(s_groupScales, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.GroupScales));
+            groupScales(layout.GroupCount, weight, scales, zeroPoints, tensorScale, spec);
+        }
+
         var encodePack = _gpu.GetOrLoadKernel(s_encodePack, a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, GpuFormatSpec>(QuantizeKernels.EncodePack));
-        groupScales(layout.GroupCount, weight, scales, zeroPoints, tensorScale, spec);
         encodePack(rows * spec.Stride, weight, scales, zeroPoints, tensorScale, packed, spec);
     }
 

@@ -20,29 +20,71 @@ internal static class QuantizeKernels
     private const int E4M3MaxCode = 0x7E;
     private const int E4M3SignBit = 0x80;
 
-    /// <summary>Per row: max |w| (for the NVFP4 tensor scale).</summary>
-    public static void RowAbsMax(Index1D row, ArrayView<float> weight, ArrayView<float> result, int columns)
+    /// <summary>
+    /// Partial statistics of a row: thread p of row r covers columns p, p + parts, p + 2·parts, … so that neighbouring
+    /// threads read neighbouring addresses (coalesced). Max, min and max |w| are exact whatever the order, so the
+    /// partials reduce to exactly the CPU's statistics.
+    /// </summary>
+    public static void PartialStats(Index1D index, ArrayView<float> weight, ArrayView<float> absMax, ArrayView<float> min, ArrayView<float> max,
+        int columns, int parts)
     {
-        float max = 0;
-        long start = (long)(int)row * columns;
-        for (int c = 0; c < columns; c++)
+        int row = index / parts;
+        int part = index % parts;
+        long offset = (long)row * columns;
+        float a = 0, lo = float.PositiveInfinity, hi = float.NegativeInfinity;
+        for (int c = part; c < columns; c += parts)
         {
-            max = MathF.Max(max, MathF.Abs(weight[start + c]));
+            float v = weight[offset + c];
+            a = MathF.Max(a, MathF.Abs(v));
+            lo = MathF.Min(lo, v);
+            hi = MathF.Max(hi, v);
         }
 
-        result[row] = max;
+        absMax[index] = a;
+        min[index] = lo;
+        max[index] = hi;
     }
 
-    /// <summary>One thread: the tensor scale g = max(row maxima) / (448·6), written to <paramref name="tensorScale"/>[0].</summary>
-    public static void TensorScale(Index1D index, ArrayView<float> rowMax, ArrayView<float> tensorScale, int rows)
+    /// <summary><c>output[i] = max(input[i·chunk .. min((i+1)·chunk, count)))</c>: one level of a max reduction.</summary>
+    public static void ReduceMax(Index1D index, ArrayView<float> input, ArrayView<float> output, int count, int chunk)
     {
         float max = 0;
-        for (int r = 0; r < rows; r++)
+        int i0 = index;
+        long end = Math.Min((long)(i0 + 1) * chunk, count);
+        for (long i = (long)i0 * chunk; i < end; i++)
         {
-            max = MathF.Max(max, rowMax[r]);
+            max = MathF.Max(max, input[i]);
+        }
+
+        output[index] = max;
+    }
+
+    /// <summary>One thread: g = max(<paramref name="maxima"/>) / (448·6) into <paramref name="tensorScale"/>[0] (NVFP4).</summary>
+    public static void TensorScale(Index1D index, ArrayView<float> maxima, ArrayView<float> tensorScale, int count)
+    {
+        float max = 0;
+        for (int i = 0; i < count; i++)
+        {
+            max = MathF.Max(max, maxima[i]);
         }
 
         tensorScale[0] = max / (448f * 6f);
+    }
+
+    /// <summary>Per row (per-channel groups): reduce the row's partials, then choose its scale.</summary>
+    public static void ChannelScales(Index1D row, ArrayView<float> absMax, ArrayView<float> min, ArrayView<float> max, int parts,
+        ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale, GpuFormatSpec spec)
+    {
+        float a = 0, lo = float.PositiveInfinity, hi = float.NegativeInfinity;
+        long start = (long)(int)row * parts;
+        for (int p = 0; p < parts; p++)
+        {
+            a = MathF.Max(a, absMax[start + p]);
+            lo = MathF.Min(lo, min[start + p]);
+            hi = MathF.Max(hi, max[start + p]);
+        }
+
+        StoreScale(row, a, lo, hi, scales, zeros, tensorScale, spec);
     }
 
     /// <summary>Per group: its scale (and zero point), from the group's statistics.</summary>
@@ -62,6 +104,13 @@ internal static class QuantizeKernels
             max = i == 0 ? v : MathF.Max(max, v);
         }
 
+        StoreScale(group, absMax, min, max, scales, zeros, tensorScale, spec);
+    }
+
+    /// <summary>The scale (and zero point) of a group from its statistics: the CPU formats' formulas, operation for operation.</summary>
+    private static void StoreScale(int group, float absMax, float min, float max, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, GpuFormatSpec spec)
+    {
         float scale;
         switch (spec.ScaleKind)
         {
