@@ -27,7 +27,7 @@ public sealed class GpuRoundToNearestQuantizer
     private const int Parts = 256;
 
     private static readonly object s_partialStats = new(), s_reduceMax = new(), s_tensorScale = new(), s_channelScales = new(),
-        s_groupScales = new(), s_encodePack = new(), s_dequantize = new();
+        s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_dequantize = new();
     private readonly GpuContext _gpu;
 
     /// <summary>Creates a quantizer on <paramref name="gpu"/>.</summary>
@@ -148,6 +148,13 @@ public sealed class GpuRoundToNearestQuantizer
             var channelScales = _gpu.GetOrLoadKernel(s_channelScales, a =>
                 a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.ChannelScales));
             channelScales(rows, partialAbs, partialMin, partialMax, Parts, scales, zeroPoints, tensorScale, spec);
+        }
+        else if (layout.SegmentWidth <= 128 && layout.SegmentWidth * spec.CodeBits % 8 == 0)
+        {
+            var fused = _gpu.GetOrLoadKernel(s_fusedGroups, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, GpuFormatSpec>(QuantizeKernels.FusedGroups));
+            fused(layout.GroupCount, weight, scales, zeroPoints, tensorScale, packed, spec);
+            return;
         }
         else
         {

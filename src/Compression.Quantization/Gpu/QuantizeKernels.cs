@@ -155,6 +155,35 @@ internal static class QuantizeKernels
         scales[group] = scale;
     }
 
+    /// <summary>
+    /// Per group, in one pass: statistics, scale, then the group's codes packed straight into its bytes. For groups
+    /// that start on a byte boundary (group width × code bits a multiple of 8): MX, NVFP4, per-group integer and FP.
+    /// </summary>
+    public static void FusedGroups(Index1D group, ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, ArrayView<byte> packed, GpuFormatSpec spec)
+    {
+        GroupScales(group, weight, scales, zeros, tensorScale, spec);
+        int row = group / spec.SegmentsPerRow;
+        int start = (group % spec.SegmentsPerRow) * spec.SegmentWidth;
+        int length = Math.Min(spec.SegmentWidth, spec.Columns - start);
+        int bits = spec.CodeBits;
+        long firstByte = (long)row * spec.Stride + start * bits / 8;
+        int byteCount = (length * bits + 7) / 8;
+        for (int b = 0; b < byteCount; b++)
+        {
+            int bitStart = b * 8;
+            int result = 0;
+            for (int k = bitStart / bits; k < length && k * bits < bitStart + 8; k++)
+            {
+                int code = Encode(weight, scales, zeros, tensorScale, spec, row, start + k) & ((1 << bits) - 1);
+                int shift = k * bits - bitStart;
+                result |= shift >= 0 ? code << shift : code >> -shift;
+            }
+
+            packed[firstByte + b] = (byte)result;
+        }
+    }
+
     /// <summary>Per packed byte: the codes whose bits fall in it, computed and packed (little-endian bitstream).</summary>
     public static void EncodePack(Index1D index, ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros,
         ArrayView<float> tensorScale, ArrayView<byte> packed, GpuFormatSpec spec)
