@@ -33,6 +33,9 @@ public sealed class GpuQuantizerTests : IDisposable
         return data;
     }
 
+    [Fact]
+    public void Simulator_HasFullWidthWarps() => Assert.Equal(32, _gpu.Accelerator.WarpSize);
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void GpuKernels_EqualTheCpuQuantizer(string formatName, string granularityName, bool symmetric)
@@ -43,22 +46,26 @@ public sealed class GpuQuantizerTests : IDisposable
             Granularity = granularityName == "default" ? null : GranularityNames.Parse(granularityName),
             Symmetric = symmetric,
         };
-        DenseTensor w = RandomData.GaussianMatrix(7, 77, seed: formatName.Length + granularityName.Length);
-        w.Row(3).Clear();
-        for (int i = 0; i < w.Length; i += 11)
+        // 77 columns: the per-group and per-byte kernels; 64 columns: the warp kernels (whole groups, paired nibbles).
+        foreach (int columns in new[] { 77, 64 })
         {
-            w.Span[i] *= 25f;
+            DenseTensor w = RandomData.GaussianMatrix(7, columns, seed: formatName.Length + granularityName.Length + columns);
+            w.Row(3).Clear();
+            for (int i = 0; i < w.Length; i += 11)
+            {
+                w.Span[i] *= 25f;
+            }
+
+            QuantizedTensor cpu = options.CreateCompressor().Quantize(w);
+            var quantizer = new GpuRoundToNearestQuantizer(_gpu, options);
+            QuantizedTensor gpu = quantizer.Quantize(w);
+
+            Assert.Equal(cpu.Scales.ToArray().Select(BitConverter.SingleToInt32Bits), gpu.Scales.ToArray().Select(BitConverter.SingleToInt32Bits));
+            Assert.Equal(cpu.ZeroPoints.ToArray(), gpu.ZeroPoints.ToArray());
+            Assert.Equal(BitConverter.SingleToInt32Bits(cpu.GlobalScale), BitConverter.SingleToInt32Bits(gpu.GlobalScale));
+            Assert.Equal(cpu.PackedCodes.ToArray(), gpu.PackedCodes.ToArray());
+            Assert.True(quantizer.Dequantize(cpu).BitwiseEquals(cpu.Decompress()));
         }
-
-        QuantizedTensor cpu = options.CreateCompressor().Quantize(w);
-        var quantizer = new GpuRoundToNearestQuantizer(_gpu, options);
-        QuantizedTensor gpu = quantizer.Quantize(w);
-
-        Assert.Equal(cpu.Scales.ToArray().Select(BitConverter.SingleToInt32Bits), gpu.Scales.ToArray().Select(BitConverter.SingleToInt32Bits));
-        Assert.Equal(cpu.ZeroPoints.ToArray(), gpu.ZeroPoints.ToArray());
-        Assert.Equal(BitConverter.SingleToInt32Bits(cpu.GlobalScale), BitConverter.SingleToInt32Bits(gpu.GlobalScale));
-        Assert.Equal(cpu.PackedCodes.ToArray(), gpu.PackedCodes.ToArray());
-        Assert.True(quantizer.Dequantize(cpu).BitwiseEquals(cpu.Decompress()));
     }
 
     [Fact]

@@ -91,7 +91,8 @@ public sealed class GpuContext : IDisposable
     /// <summary>Creates a context on ILGPU's CPU simulator, for testing kernels on machines without a GPU.</summary>
     public static GpuContext CreateCpuSimulator()
     {
-        Context ilgpu = Context.Create(builder => builder.CPU().EnableAlgorithms());
+        // 32-lane warps as on NVIDIA hardware, so warp-cooperative kernels (shuffles) run here as they will on a GPU.
+        Context ilgpu = Context.Create(builder => builder.CPU(ILGPU.Runtime.CPU.CPUDeviceKind.Nvidia).EnableAlgorithms());
         return new GpuContext(ilgpu, ilgpu.CreateCPUAccelerator(0), GpuDeviceKind.CpuSimulator);
     }
 

@@ -27,7 +27,7 @@ public sealed class GpuRoundToNearestQuantizer
     private const int Parts = 256;
 
     private static readonly object s_partialStats = new(), s_reduceMax = new(), s_tensorScale = new(), s_channelScales = new(),
-        s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_dequantize = new();
+        s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_warpGroups = new(), s_warpEncode = new(), s_dequantize = new();
     private readonly GpuContext _gpu;
 
     /// <summary>Creates a quantizer on <paramref name="gpu"/>.</summary>
@@ -141,6 +141,32 @@ public sealed class GpuRoundToNearestQuantizer
             reduce(rows, partialAbs, rowMax, partials, Parts);
             reduce(128, rowMax, secondLevel, rows, chunk);
             final(1, secondLevel, tensorScale, 128);
+        }
+
+        // Warp kernels: one thread per weight, coalesced; they need byte- or nibble-wide codes, whole groups per row
+        // and (for in-warp groups) a warp at least as wide as a group. Otherwise the per-group/per-byte kernels.
+        int total = rows * columns;
+        int extent = (total + 31) / 32 * 32;
+        bool packable = (spec.CodeBits == 8 || (spec.CodeBits == 4 && columns % 2 == 0)) && spec.Stride * 8 == columns * spec.CodeBits;
+        bool groupsInWarp = packable && layout.SegmentWidth is 16 or 32 && layout.SegmentWidth <= _gpu.Accelerator.WarpSize &&
+                            columns % layout.SegmentWidth == 0 && spec.Element != GpuElementKind.IntegerAsymmetric && !perChannel;
+        if (groupsInWarp)
+        {
+            var warpGroups = _gpu.GetOrLoadKernel(s_warpGroups, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, GpuFormatSpec, int>(QuantizeKernels.WarpGroups));
+            warpGroups(extent, weight, scales, tensorScale, packed, spec, total);
+            return;
+        }
+
+        if (perChannel && packable && _gpu.Accelerator.WarpSize >= 2)
+        {
+            var channelScales = _gpu.GetOrLoadKernel(s_channelScales, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.ChannelScales));
+            var warpEncode = _gpu.GetOrLoadKernel(s_warpEncode, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, GpuFormatSpec, int>(QuantizeKernels.WarpEncode));
+            channelScales(rows, partialAbs, partialMin, partialMax, Parts, scales, zeroPoints, tensorScale, spec);
+            warpEncode(extent, weight, scales, zeroPoints, tensorScale, packed, spec, total);
+            return;
         }
 
         if (perChannel)

@@ -111,48 +111,114 @@ internal static class QuantizeKernels
     private static void StoreScale(int group, float absMax, float min, float max, ArrayView<float> scales, ArrayView<byte> zeros,
         ArrayView<float> tensorScale, GpuFormatSpec spec)
     {
-        float scale;
+        scales[group] = ScaleOf(absMax, min, max, spec, tensorScale[0], out int zero);
+        if (spec.Element == GpuElementKind.IntegerAsymmetric)
+        {
+            zeros[group] = (byte)zero;
+        }
+    }
+
+    private static float ScaleOf(float absMax, float min, float max, GpuFormatSpec spec, float tensorScale, out int zero)
+    {
+        zero = 0;
         switch (spec.ScaleKind)
         {
             case GpuScaleKind.Integer:
                 if (spec.Element == GpuElementKind.IntegerSymmetric)
                 {
-                    scale = absMax / spec.SymmetricMax;
+                    return absMax / spec.SymmetricMax;
                 }
                 else
                 {
                     float low = MathF.Min(min, 0), high = MathF.Max(max, 0);
-                    scale = (high - low) / spec.High;
-                    float zero = scale == 0 ? 0 : MathF.Min(MathF.Max(MathF.Round(-low / scale), 0), spec.High);
-                    zeros[group] = (byte)zero;
+                    float scale = (high - low) / spec.High;
+                    zero = (int)(scale == 0 ? 0 : MathF.Min(MathF.Max(MathF.Round(-low / scale), 0), spec.High));
+                    return scale;
                 }
 
-                break;
             case GpuScaleKind.FloatMax:
-                scale = absMax / spec.MaxNormal;
-                break;
+                return absMax / spec.MaxNormal;
             case GpuScaleKind.SharedExponent:
             {
                 // floor(log2(amax)) from the exponent bits; a float32-subnormal amax clamps to −127 anyway.
                 int exponentField = (BitConverter.SingleToInt32Bits(absMax) >> 23) & 0xFF;
                 int shared = absMax > 0 && exponentField > 0 ? exponentField - 127 - spec.MaxExponent : -127;
-                scale = GpuFormatSpec.PowerOfTwo(Math.Min(Math.Max(shared, -127), 127));
-                break;
+                return GpuFormatSpec.PowerOfTwo(Math.Min(Math.Max(shared, -127), 127));
             }
 
             default:
-            {
-                float g = tensorScale[0];
-                scale = g > 0
+                return tensorScale > 0
                     ? GpuFormatSpec.DecodeMiniFloat(
-                        GpuFormatSpec.EncodeMiniFloat(absMax / (6f * g), E4M3Mantissa, E4M3Bias, E4M3MinNormal, E4M3MaxCode, E4M3SignBit),
+                        GpuFormatSpec.EncodeMiniFloat(absMax / (6f * tensorScale), E4M3Mantissa, E4M3Bias, E4M3MinNormal, E4M3MaxCode, E4M3SignBit),
                         E4M3Mantissa, E4M3Bias, E4M3MinNormal, E4M3SignBit)
                     : 0f;
-                break;
-            }
+        }
+    }
+
+    /// <summary>
+    /// One thread per weight, groups of 16 or 32 held by consecutive lanes of a warp: the group's absmax by butterfly
+    /// shuffles (exact: max is order-free), the scale in every lane, codes packed by the even lane of each pair. Loads
+    /// and stores are coalesced. Needs columns divisible by the group and a warp of at least the group's size.
+    /// </summary>
+    public static void WarpGroups(Index1D index, ArrayView<float> weight, ArrayView<float> scales, ArrayView<float> tensorScale,
+        ArrayView<byte> packed, GpuFormatSpec spec, int total)
+    {
+        int i = index;
+        bool inside = i < total;
+        float x = inside ? weight[i] : 0f;
+        float a = MathF.Abs(x);
+        for (int mask = spec.SegmentWidth / 2; mask >= 1; mask /= 2)
+        {
+            a = MathF.Max(a, Warp.ShuffleXor(a, mask));
         }
 
-        scales[group] = scale;
+        int row = i / spec.Columns, column = i % spec.Columns;
+        float g = tensorScale[0];
+        float scale = ScaleOf(a, 0, 0, spec, g, out _);
+        if (inside && column % spec.SegmentWidth == 0)
+        {
+            scales[row * spec.SegmentsPerRow + column / spec.SegmentWidth] = scale;
+        }
+
+        int code = EncodeValue(x, scale, 0, spec, g);
+        StorePacked(inside, row, column, code, packed, spec);
+    }
+
+    /// <summary>One thread per weight with precomputed scales (per-channel, per-group): codes packed as in <see cref="WarpGroups"/>.</summary>
+    public static void WarpEncode(Index1D index, ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, ArrayView<byte> packed, GpuFormatSpec spec, int total)
+    {
+        int i = index;
+        bool inside = i < total;
+        int row = i / spec.Columns, column = i % spec.Columns;
+        int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
+        int code = 0;
+        if (inside)
+        {
+            code = EncodeValue(weight[i], scales[group], spec.Element == GpuElementKind.IntegerAsymmetric ? zeros[group] : 0, spec, tensorScale[0]);
+        }
+
+        StorePacked(inside, row, column, code, packed, spec);
+    }
+
+    /// <summary>8-bit codes: one byte per lane; 4-bit codes: the even lane of each pair writes both nibbles.</summary>
+    private static void StorePacked(bool inside, int row, int column, int code, ArrayView<byte> packed, GpuFormatSpec spec)
+    {
+        if (spec.CodeBits == 8)
+        {
+            if (inside)
+            {
+                packed[(long)row * spec.Stride + column] = (byte)code;
+            }
+
+            return;
+        }
+
+        int neighbour = Warp.ShuffleXor(code, 1);
+        if (inside && (column & 1) == 0)
+        {
+            packed[(long)row * spec.Stride + (column >> 1)] = (byte)((code & 0xF) | ((neighbour & 0xF) << 4));
+        }
     }
 
     /// <summary>
@@ -246,23 +312,24 @@ internal static class QuantizeKernels
         GpuFormatSpec spec, int row, int column)
     {
         int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
-        float scale = scales[group];
-        float x = weight[(long)row * spec.Columns + column];
+        int zero = spec.Element == GpuElementKind.IntegerAsymmetric ? zeros[group] : 0;
+        return EncodeValue(weight[(long)row * spec.Columns + column], scales[group], zero, spec, tensorScale[0]);
+    }
+
+    /// <summary>The code of one weight: the CPU kernels' arithmetic for each element kind (codes not yet masked).</summary>
+    private static int EncodeValue(float x, float scale, int zero, GpuFormatSpec spec, float tensorScale)
+    {
         switch (spec.Element)
         {
             case GpuElementKind.IntegerSymmetric:
                 return scale == 0 ? spec.Offset : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + spec.Offset, spec.Low), spec.High);
             case GpuElementKind.IntegerAsymmetric:
-            {
-                int zero = zeros[group];
                 return scale == 0 ? zero : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + zero, 0), spec.High);
-            }
-
             case GpuElementKind.MxInt8:
                 return (int)MathF.Min(MathF.Max(MathF.Round(x / scale * 64f), -127f), 127f) & 0xFF;
             default:
             {
-                float divisor = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * tensorScale[0] : scale;
+                float divisor = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * tensorScale : scale;
                 return divisor == 0
                     ? 0
                     : GpuFormatSpec.EncodeMiniFloat(x / divisor, spec.MantissaBits, spec.Bias, spec.MinNormalExponent, spec.MaxCode, spec.SignBit);
