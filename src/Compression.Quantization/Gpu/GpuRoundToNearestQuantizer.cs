@@ -149,7 +149,9 @@ public sealed class GpuRoundToNearestQuantizer
         int extent = (total + 31) / 32 * 32;
         bool packable = (spec.CodeBits == 8 || (spec.CodeBits == 4 && columns % 2 == 0)) && spec.Stride * 8 == columns * spec.CodeBits;
         bool groupsInWarp = packable && layout.SegmentWidth is 16 or 32 && layout.SegmentWidth <= _gpu.Accelerator.WarpSize &&
-                            columns % layout.SegmentWidth == 0 && spec.Element != GpuElementKind.IntegerAsymmetric && !perChannel;
+                            columns % layout.SegmentWidth == 0 && spec.Element != GpuElementKind.IntegerAsymmetric && !perChannel &&
+                            // NVFP4's scale (an E4M3 rounding) costs more than its 16 encodes: once per group, not per lane.
+                            spec.ScaleKind != GpuScaleKind.Nvfp4;
         if (groupsInWarp)
         {
             var warpGroups = _gpu.GetOrLoadKernel(s_warpGroups, a =>
