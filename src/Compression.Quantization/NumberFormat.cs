@@ -127,9 +127,18 @@ public abstract class NumberFormat
     /// <inheritdoc/>
     public override string ToString() => Name;
 
+    /// <summary>Whether <see cref="DefaultGranularity"/> is part of the format's definition (MX, NVFP4, NF4).</summary>
+    internal virtual bool HasFixedGranularity => false;
+
     /// <summary>Rejects options this format cannot honour.</summary>
     internal virtual void ValidateOptions(RtnOptions options)
     {
+        if (HasFixedGranularity && options.Granularity is not null && options.Granularity != DefaultGranularity)
+        {
+            throw new ArgumentException(
+                $"{Name} uses {DefaultGranularity} scaling along the input dimension by definition; leave Granularity unset.", nameof(options));
+        }
+
         if (!options.Symmetric)
         {
             throw new ArgumentException($"{Name} is symmetric by definition; asymmetric quantization exists for integer formats only.",

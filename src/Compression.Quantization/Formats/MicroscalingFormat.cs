@@ -35,15 +35,7 @@ internal sealed class MicroscalingFormat : GroupedFormat
 
     public override Granularity DefaultGranularity { get; } = Granularity.PerGroup(BlockSize);
 
-    internal override void ValidateOptions(RtnOptions options)
-    {
-        base.ValidateOptions(options);
-        if (options.Granularity is not null && options.Granularity != DefaultGranularity)
-        {
-            throw new ArgumentException($"{Name} uses blocks of {BlockSize} along the input dimension by definition; leave Granularity unset.",
-                nameof(options));
-        }
-    }
+    internal override bool HasFixedGranularity => true;
 
     private protected override ScaleEncoding Encoding(RtnOptions options) => ScaleEncoding.E8M0;
 

@@ -32,14 +32,7 @@ internal sealed class Nf4Format : GroupedFormat
 
     public override Granularity DefaultGranularity { get; } = Granularity.PerGroup(BlockSize);
 
-    internal override void ValidateOptions(RtnOptions options)
-    {
-        base.ValidateOptions(options);
-        if (options.Granularity is not null && options.Granularity != DefaultGranularity)
-        {
-            throw new ArgumentException($"NF4 uses blocks of {BlockSize}; leave Granularity unset.", nameof(options));
-        }
-    }
+    internal override bool HasFixedGranularity => true;
 
     private static readonly float[] s_midpoints = BuildMidpoints();
 

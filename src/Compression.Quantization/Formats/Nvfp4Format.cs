@@ -24,14 +24,7 @@ internal sealed class Nvfp4Format : GroupedFormat
 
     public override Granularity DefaultGranularity { get; } = Granularity.PerGroup(BlockSize);
 
-    internal override void ValidateOptions(RtnOptions options)
-    {
-        base.ValidateOptions(options);
-        if (options.Granularity is not null && options.Granularity != DefaultGranularity)
-        {
-            throw new ArgumentException($"NVFP4 uses blocks of {BlockSize} by definition; leave Granularity unset.", nameof(options));
-        }
-    }
+    internal override bool HasFixedGranularity => true;
 
     private protected override ScaleEncoding Encoding(RtnOptions options) => ScaleEncoding.Fp8E4M3;
 
