@@ -41,3 +41,25 @@ public class DocumentedExamplesTests
         Assert.Equal([127, 2], q.PackedCodes.ToArray());
     }
 }
+
+public class E8M0Tests
+{
+    [Fact]
+    public void SharedExponent_IsFloorLog2MinusEmax_ClampedToTheE8M0Range()
+    {
+        var random = new Random(11);
+        float[] values = [1f, 2f, 0.5f, MathF.BitDecrement(2f), MathF.BitIncrement(1f), float.MaxValue, float.Epsilon, 1e-39f,
+            MathF.ScaleB(1f, -126), MathF.BitDecrement(MathF.ScaleB(1f, -126)), 448f, 6f];
+        foreach (float v in values.Concat(Enumerable.Range(0, 10_000).Select(_ => BitConverter.Int32BitsToSingle(random.Next(1, 0x7F80_0000)))))
+        {
+            foreach (int emax in new[] { 0, 2, 4, 8, 15 })
+            {
+                int expected = Math.Clamp((int)Math.Floor(Math.Log2(v)) - emax, -127, 127);
+                Assert.True(expected == E8M0.SharedExponent(v, emax), $"{v:R} emax {emax}: {E8M0.SharedExponent(v, emax)} vs {expected}");
+                Assert.Equal(Math.Pow(2, expected), (double)E8M0.PowerOfTwo(expected));
+            }
+        }
+
+        Assert.Equal(-127, E8M0.SharedExponent(0f, 2));
+    }
+}

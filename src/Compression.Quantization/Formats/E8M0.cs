@@ -39,7 +39,14 @@ public static class E8M0
             return -127;
         }
 
-        // ILogB is floor(log2) exactly, subnormals included: no logarithm is computed.
-        return Math.Clamp(MathF.ILogB(blockAbsMax) - elementMaxExponent, -127, 127);
+        // floor(log2) of a normal float is its unbiased exponent field: no logarithm is computed. A float32-subnormal
+        // absmax (below 2^-126) always clamps to −127, since emax ≥ 0.
+        int exponentField = (BitConverter.SingleToInt32Bits(blockAbsMax) >> 23) & 0xFF;
+        return exponentField == 0 ? -127 : Math.Clamp(exponentField - 127 - elementMaxExponent, -127, 127);
     }
+
+    /// <summary>2^<paramref name="exponent"/> for exponents in [−127, 127], built from its bits.</summary>
+    public static float PowerOfTwo(int exponent) => exponent >= -126
+        ? BitConverter.Int32BitsToSingle((exponent + 127) << 23)
+        : BitConverter.Int32BitsToSingle(0x0040_0000);                       // 2^-127, the one subnormal scale
 }

@@ -47,13 +47,16 @@ internal sealed class MicroscalingFormat : GroupedFormat
     /// <summary>X = 2^(floor(log2(amax)) − emax); the elements are divided by X itself.</summary>
     private readonly struct SharedExponentRule(int elementMaxExponent) : IBlockScaleRule
     {
-        public float Scale(float absMax, float tensorScale) => MathF.ScaleB(1f, E8M0.SharedExponent(absMax, elementMaxExponent));
+        public float Scale(float absMax, float tensorScale) => E8M0.PowerOfTwo(E8M0.SharedExponent(absMax, elementMaxExponent));
 
         public float Divisor(float scale, float tensorScale) => scale;
+
+        // x / 2^e and x · 2^-e are the same exact scaling, rounded the same way: multiply instead of divide.
+        public bool DivisorIsPowerOfTwo => true;
     }
 
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
-        new(MathF.ScaleB(1f, E8M0.SharedExponent(stats.AbsMax, Element?.MaxExponent ?? Int8MaxExponent)), 0, 1f, 0);
+        new(E8M0.PowerOfTwo(E8M0.SharedExponent(stats.AbsMax, Element?.MaxExponent ?? Int8MaxExponent)), 0, 1f, 0);
 
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {

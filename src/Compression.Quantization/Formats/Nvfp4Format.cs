@@ -47,6 +47,8 @@ internal sealed class Nvfp4Format : GroupedFormat
             tensorScale > 0 ? MiniFloatCodec.Fp8E4M3.RoundToGrid(absMax / (MiniFloatCodec.Fp4E2M1.MaxNormal * tensorScale)) : 0f;
 
         public float Divisor(float scale, float tensorScale) => scale * tensorScale;
+
+        public bool DivisorIsPowerOfTwo => false;
     }
 
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>

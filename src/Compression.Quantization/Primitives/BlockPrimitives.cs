@@ -15,6 +15,9 @@ internal interface IBlockScaleRule
     float Scale(float absMax, float tensorScale);
 
     float Divisor(float scale, float tensorScale);
+
+    /// <summary>Whether divisors are powers of two (then multiplying by the reciprocal is exact and equal to dividing).</summary>
+    bool DivisorIsPowerOfTwo { get; }
 }
 
 /// <summary>
@@ -79,11 +82,28 @@ internal static class BlockPrimitives
                 continue;
             }
 
-            Vector256<float> d = Vector256.Create(divisor);
-            Vector256<int> c0 = encoder.Encode(v0 / d), c1 = encoder.Encode(v1 / d);
+            Vector256<int> c0, c1, c2, c3;
+            if (rule.DivisorIsPowerOfTwo)
+            {
+                // x / 2^e and x · 2^-e are the same exact scaling, rounded alike: multiply (the rule is a struct, so the
+                // JIT drops the branch not taken).
+                Vector256<float> reciprocal = Vector256.Create(1f / divisor);
+                c0 = encoder.Encode(v0 * reciprocal);
+                c1 = encoder.Encode(v1 * reciprocal);
+                c2 = vectorsPerBlock == 4 ? encoder.Encode(v2 * reciprocal) : Vector256<int>.Zero;
+                c3 = vectorsPerBlock == 4 ? encoder.Encode(v3 * reciprocal) : Vector256<int>.Zero;
+            }
+            else
+            {
+                Vector256<float> d = Vector256.Create(divisor);
+                c0 = encoder.Encode(v0 / d);
+                c1 = encoder.Encode(v1 / d);
+                c2 = vectorsPerBlock == 4 ? encoder.Encode(v2 / d) : Vector256<int>.Zero;
+                c3 = vectorsPerBlock == 4 ? encoder.Encode(v3 / d) : Vector256<int>.Zero;
+            }
+
             if (vectorsPerBlock == 4)
             {
-                Vector256<int> c2 = encoder.Encode(v2 / d), c3 = encoder.Encode(v3 / d);
                 Vector256.Narrow(Vector256.Narrow(c0, c1), Vector256.Narrow(c2, c3)).AsByte().StoreUnsafe(ref target, n);
             }
             else
