@@ -227,7 +227,7 @@ internal abstract class GroupedFormat : NumberFormat
 
         if (ScalesAreLocal(options) && layout.GroupRows == rows)
         {
-            float tensorScale = UsesTensorScale && weight.Length > 0 ? TensorScale(MathF.Abs(TensorPrimitives.MaxMagnitude(weight.Span))) : 1f;
+            float tensorScale = UsesTensorScale && weight.Length > 0 ? TensorScale(AbsMax(data, rows, columns, parallel)) : 1f;
             var values = new float[layout.GroupCount];
             byte[]? zeros = options.Symmetric ? null : new byte[layout.GroupCount];
             // Byte-wide codes are their own packing: encode straight into the result, skipping a copy.
@@ -375,6 +375,26 @@ internal abstract class GroupedFormat : NumberFormat
         return float.IsFinite(rounded)
             ? rounded
             : throw new ArgumentException($"Scale {scale} overflows {encoding} storage; store scales as Float32.", "options");
+    }
+
+    /// <summary>max |w| over the whole matrix, rows spread over the cores (max is exact in any order; NaN propagates).</summary>
+    private static float AbsMax(Memory<float> data, int rows, int columns, ParallelOptions parallel)
+    {
+        int chunks = Math.Min(rows, Environment.ProcessorCount * 4);
+        var maxima = new float[chunks];
+        Parallel.For(0, chunks, parallel, chunk =>
+        {
+            int first = (int)((long)rows * chunk / chunks), last = (int)((long)rows * (chunk + 1) / chunks);
+            maxima[chunk] = last > first ? MathF.Abs(TensorPrimitives.MaxMagnitude(data.Span.Slice(first * columns, (last - first) * columns))) : 0f;
+        });
+
+        float max = 0;
+        foreach (float m in maxima)
+        {
+            max = float.IsNaN(m) || float.IsNaN(max) ? float.NaN : MathF.Max(max, m);
+        }
+
+        return max;
     }
 
     private static GroupStats[] CollectStats(Memory<float> data, ScaleLayout layout, StatisticsKind kind, ParallelOptions parallel)
