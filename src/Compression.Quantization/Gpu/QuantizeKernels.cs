@@ -237,16 +237,7 @@ internal static class QuantizeKernels
         int byteCount = (length * bits + 7) / 8;
         for (int b = 0; b < byteCount; b++)
         {
-            int bitStart = b * 8;
-            int result = 0;
-            for (int k = bitStart / bits; k < length && k * bits < bitStart + 8; k++)
-            {
-                int code = Encode(weight, scales, zeros, tensorScale, spec, row, start + k) & ((1 << bits) - 1);
-                int shift = k * bits - bitStart;
-                result |= shift >= 0 ? code << shift : code >> -shift;
-            }
-
-            packed[firstByte + b] = (byte)result;
+            packed[firstByte + b] = PackedByte(weight, scales, zeros, tensorScale, spec, row, start, length, b * 8);
         }
     }
 
@@ -255,17 +246,26 @@ internal static class QuantizeKernels
         ArrayView<float> tensorScale, ArrayView<byte> packed, GpuFormatSpec spec)
     {
         int row = index / spec.Stride;
-        int bitStart = (index % spec.Stride) * 8;
-        int result = 0;
+        packed[index] = PackedByte(weight, scales, zeros, tensorScale, spec, row, 0, spec.Columns, (index % spec.Stride) * 8);
+    }
+
+    /// <summary>
+    /// Byte covering bits [bitStart, bitStart + 8) of the little-endian bitstream of the <paramref name="count"/> codes
+    /// that start at <paramref name="firstColumn"/> of <paramref name="row"/> (the layout of <c>BitPacker</c>).
+    /// </summary>
+    private static byte PackedByte(ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
+        GpuFormatSpec spec, int row, int firstColumn, int count, int bitStart)
+    {
         int bits = spec.CodeBits;
-        for (int k = bitStart / bits; k < spec.Columns && k * bits < bitStart + 8; k++)
+        int result = 0;
+        for (int k = bitStart / bits; k < count && k * bits < bitStart + 8; k++)
         {
-            int code = Encode(weight, scales, zeros, tensorScale, spec, row, k) & ((1 << bits) - 1);
+            int code = Encode(weight, scales, zeros, tensorScale, spec, row, firstColumn + k) & ((1 << bits) - 1);
             int shift = k * bits - bitStart;
             result |= shift >= 0 ? code << shift : code >> -shift;
         }
 
-        packed[index] = (byte)result;
+        return (byte)result;
     }
 
     /// <summary>Per element: unpack its code and decode it.</summary>
