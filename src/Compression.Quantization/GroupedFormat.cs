@@ -2,12 +2,14 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Threading;
 using System.Threading.Tasks;
 using Compression.Quantization.Packing;
+using Compression.Quantization.Primitives;
 using Compression.Tensors;
 
 namespace Compression.Quantization;
@@ -73,26 +75,41 @@ internal struct GroupStats
 
     /// <summary>max |x| (finite inputs): a short vector loop without a library call's set-up, since segments are
     /// often only 16 or 32 long.</summary>
-    private static float AbsMaxOf(ReadOnlySpan<float> x)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float AbsMaxOf(ReadOnlySpan<float> x)
     {
         int i = 0;
         float max = 0;
         if (Vector256.IsHardwareAccelerated && x.Length >= 8)
         {
             ref float source = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
-            Vector256<float> m = Vector256<float>.Zero;
-            Vector256<float> nan = Vector256<float>.Zero;
+            // Four independent accumulators keep the max units busy; NaN (the only value unequal to itself) is noted
+            // separately because the native max does not propagate it.
+            Vector256<float> m0 = Vector256<float>.Zero, m1 = m0, m2 = m0, m3 = m0;
+            Vector256<float> ok = Vector256<float>.AllBitsSet;
+            for (; i <= x.Length - 32; i += 32)
+            {
+                Vector256<float> v0 = Vector256.LoadUnsafe(ref source, (nuint)i), v1 = Vector256.LoadUnsafe(ref source, (nuint)i + 8);
+                Vector256<float> v2 = Vector256.LoadUnsafe(ref source, (nuint)i + 16), v3 = Vector256.LoadUnsafe(ref source, (nuint)i + 24);
+                m0 = Vector256.MaxNative(m0, Vector256.Abs(v0));
+                m1 = Vector256.MaxNative(m1, Vector256.Abs(v1));
+                m2 = Vector256.MaxNative(m2, Vector256.Abs(v2));
+                m3 = Vector256.MaxNative(m3, Vector256.Abs(v3));
+                ok &= Vector256.Equals(v0, v0) & Vector256.Equals(v1, v1) & Vector256.Equals(v2, v2) & Vector256.Equals(v3, v3);
+            }
+
             for (; i <= x.Length - 8; i += 8)
             {
                 Vector256<float> v = Vector256.LoadUnsafe(ref source, (nuint)i);
-                m = Vector256.Max(m, Vector256.Abs(v));
-                nan |= ~Vector256.Equals(v, v);             // NaN is the only value unequal to itself
+                m0 = Vector256.MaxNative(m0, Vector256.Abs(v));
+                ok &= Vector256.Equals(v, v);
             }
 
+            Vector256<float> m = Vector256.MaxNative(Vector256.MaxNative(m0, m1), Vector256.MaxNative(m2, m3));
             Vector128<float> half = Vector128.Max(m.GetLower(), m.GetUpper());
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(1, 0, 3, 2)));
-            max = nan.AsInt32() == Vector256<int>.Zero ? half.ToScalar() : float.NaN;
+            max = ok.AsInt32() == Vector256<int>.AllBitsSet ? half.ToScalar() : float.NaN;
         }
 
         for (; i < x.Length; i++)
@@ -232,17 +249,31 @@ internal abstract class GroupedFormat : NumberFormat
             byte[]? zeros = options.Symmetric ? null : new byte[layout.GroupCount];
             // Byte-wide codes are their own packing: encode straight into the result, skipping a copy.
             bool direct = CodeBits == 8 && stride == columns;
-            Parallel.For(0, rows, parallel, () => new byte[columns], (r, state, codes) =>
+            Parallel.For(0, rows, parallel, () => new byte[columns], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r, state, codes) =>
             {
                 ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
+                ReadOnlySpan<float> next = r + 1 < rows ? data.Span.Slice((r + 1) * columns, columns) : default;
                 Span<byte> target = direct ? packed.AsSpan(r * stride, stride) : codes;
                 if (HasRowKernel)
                 {
-                    if (!QuantizeRow(row, tensorScale, values.AsSpan(r * layout.SegmentsPerRow, layout.SegmentsPerRow), target))
+                    // Chunks of whole blocks, each preceded by a prefetch of the same columns of the next row.
+                    int chunk = Math.Max(1, CachePrefetch.Chunk / layout.SegmentWidth) * layout.SegmentWidth;
+                    for (int start = 0; start < columns; start += chunk)
                     {
-                        Interlocked.CompareExchange(ref badRow, r, -1);
-                        state.Stop();
-                        return codes;
+                        int length = Math.Min(chunk, columns - start);
+                        if (!next.IsEmpty)
+                        {
+                            CachePrefetch.Request(next.Slice(start, length));
+                        }
+
+                        int firstBlock = r * layout.SegmentsPerRow + start / layout.SegmentWidth;
+                        int blocks = (length + layout.SegmentWidth - 1) / layout.SegmentWidth;
+                        if (!QuantizeRow(row.Slice(start, length), tensorScale, values.AsSpan(firstBlock, blocks), target.Slice(start, length)))
+                        {
+                            Interlocked.CompareExchange(ref badRow, r, -1);
+                            state.Stop();
+                            return codes;
+                        }
                     }
 
                     if (!direct)
@@ -273,7 +304,17 @@ internal abstract class GroupedFormat : NumberFormat
                         zeros[group] = p.Zero;
                     }
 
-                    EncodeSegment(x, p, options, target.Slice(start, length));
+                    // Encoded a chunk at a time, each preceded by a prefetch of the same columns of the next row.
+                    for (int k = 0; k < length; k += CachePrefetch.Chunk)
+                    {
+                        int n = Math.Min(CachePrefetch.Chunk, length - k);
+                        if (!next.IsEmpty)
+                        {
+                            CachePrefetch.Request(next.Slice(start + k, n));
+                        }
+
+                        EncodeSegment(x.Slice(k, n), p, options, target.Slice(start + k, n));
+                    }
                 }
 
                 if (!direct)
@@ -298,7 +339,7 @@ internal abstract class GroupedFormat : NumberFormat
             }
 
             scales = ChooseScales(weight, layout, stats, options);
-            Parallel.For(0, rows, parallel, () => new byte[columns], (r, _, codes) =>
+            Parallel.For(0, rows, parallel, () => new byte[columns], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r, _, codes) =>
             {
                 ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
                 for (int s = 0; s < layout.SegmentsPerRow; s++)
@@ -323,7 +364,7 @@ internal abstract class GroupedFormat : NumberFormat
         float[] result = ArrayPool<float>.Shared.Rent(rows * columns);
         try
         {
-            Parallel.For(0, rows, () => new byte[columns], (r, _, codes) =>
+            Parallel.For(0, rows, () => new byte[columns], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r, _, codes) =>
             {
                 UnpackRow(tensor.PackedCodesArray.AsSpan(r * stride, stride), codes);
                 Span<float> row = result.AsSpan(r * columns, columns);
@@ -385,7 +426,7 @@ internal abstract class GroupedFormat : NumberFormat
         Parallel.For(0, chunks, parallel, chunk =>
         {
             int first = (int)((long)rows * chunk / chunks), last = (int)((long)rows * (chunk + 1) / chunks);
-            maxima[chunk] = last > first ? MathF.Abs(TensorPrimitives.MaxMagnitude(data.Span.Slice(first * columns, (last - first) * columns))) : 0f;
+            maxima[chunk] = last > first ? GroupStats.AbsMaxOf(data.Span.Slice(first * columns, (last - first) * columns)) : 0f;
         });
 
         float max = 0;

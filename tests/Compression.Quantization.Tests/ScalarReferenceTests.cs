@@ -40,20 +40,35 @@ public class ScalarReferenceTests
     {
         NumberFormat format = NumberFormat.FromName(formatName);
         Granularity? granularity = granularityName == "default" ? null : GranularityNames.Parse(granularityName);
-        // Odd sizes so every vector tail and partial group is hit; mixed magnitudes and exact zeros.
-        DenseTensor w = RandomData.GaussianMatrix(19, 203, seed: formatName.Length * 31 + granularityName.Length);
-        for (int i = 0; i < w.Length; i += 17)
-        {
-            w.Span[i] *= i % 34 == 0 ? 0f : 40f;
-        }
-
         var options = new RtnOptions { Format = format, Granularity = granularity, Symmetric = symmetric };
-        QuantizedTensor fast = options.CreateCompressor().Quantize(w);
-        (byte[] codes, float[] scales) = Reference(w, format, options.EffectiveGranularity, symmetric, out float tensorScale);
+        // Odd sizes so every vector tail and partial group is hit; mixed magnitudes and exact zeros. The wide shape
+        // reaches the kernels that take eight blocks at a time (128 or 256 columns) and their tails; its second row
+        // has runs of exact zeros and of tiny values (zero and subnormal NVFP4 block scales, the smallest MX scales).
+        foreach ((int rows, int columns) in new[] { (19, 203), (5, 611) })
+        {
+            DenseTensor w = RandomData.GaussianMatrix(rows, columns, seed: formatName.Length * 31 + granularityName.Length + columns);
+            for (int i = 0; i < w.Length; i += 17)
+            {
+                w.Span[i] *= i % 34 == 0 ? 0f : 40f;
+            }
 
-        Assert.Equal(scales.Select(BitConverter.SingleToInt32Bits), fast.Scales.ToArray().Select(BitConverter.SingleToInt32Bits));
-        Assert.Equal(BitConverter.SingleToInt32Bits(tensorScale), BitConverter.SingleToInt32Bits(fast.GlobalScale));
-        Assert.Equal(codes, fast.UnpackCodes());
+            if (rows == 5)
+            {
+                Span<float> row = w.Row(1);
+                row[..64].Clear();
+                for (int c = 64; c < 300; c++)
+                {
+                    row[c] *= c < 200 ? 1e-4f : 1e-30f;
+                }
+            }
+
+            QuantizedTensor fast = options.CreateCompressor().Quantize(w);
+            (byte[] codes, float[] scales) = Reference(w, format, options.EffectiveGranularity, symmetric, out float tensorScale);
+
+            Assert.Equal(scales.Select(BitConverter.SingleToInt32Bits), fast.Scales.ToArray().Select(BitConverter.SingleToInt32Bits));
+            Assert.Equal(BitConverter.SingleToInt32Bits(tensorScale), BitConverter.SingleToInt32Bits(fast.GlobalScale));
+            Assert.Equal(codes, fast.UnpackCodes());
+        }
     }
 
     private static (byte[] Codes, float[] Scales) Reference(DenseTensor w, NumberFormat format, Granularity granularity, bool symmetric, out float tensorScale)

@@ -2,6 +2,8 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.Intrinsics;
+using System.Runtime.CompilerServices;
 using Compression.Quantization.Formats;
 using Compression.Quantization.Primitives;
 using Compression.Tensors;
@@ -53,11 +55,24 @@ internal sealed class MicroscalingFormat : GroupedFormat
 
         // x / 2^e and x · 2^-e are the same exact scaling, rounded the same way: multiply instead of divide.
         public bool DivisorIsPowerOfTwo => true;
+
+        public Vector256<float> Scales(Vector256<float> absMax, float tensorScale)
+        {
+            // The exponent field e gives floor(log2(amax)) − emax = e − 127 − emax, clamped below at −127 (which also
+            // covers amax = 0 and float32-subnormal amax, e = 0); it cannot exceed 127 since e ≤ 254 and emax ≥ 0.
+            Vector256<int> field = absMax.AsInt32() >>> 23;
+            Vector256<int> shared = Vector256.Max(field - Vector256.Create(127 + elementMaxExponent), Vector256.Create(-127));
+            Vector256<int> normal = (shared + Vector256.Create(127)) << 23;
+            return Vector256.ConditionalSelect(Vector256.Equals(shared, Vector256.Create(-127)), Vector256.Create(0x0040_0000), normal).AsSingle();
+        }
+
+        public Vector256<float> Divisors(Vector256<float> scales, float tensorScale) => scales;
     }
 
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
         new(E8M0.PowerOfTwo(E8M0.SharedExponent(stats.AbsMax, Element?.MaxExponent ?? Int8MaxExponent)), 0, 1f, 0);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {
         float scale = parameters.Scale;
@@ -75,6 +90,7 @@ internal sealed class MicroscalingFormat : GroupedFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination)
     {
         float scale = tensor.ScalesArray[group];

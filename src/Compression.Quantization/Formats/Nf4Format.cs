@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Compression.Tensors;
 
@@ -106,6 +107,7 @@ internal sealed class Nf4Format : GroupedFormat
         return new GroupScales(doubleQuantization.Decode(), ScaleEncoding.DoubleQuantizedInt8) { DoubleQuantization = doubleQuantization };
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {
         float scale = parameters.Scale;
@@ -143,6 +145,7 @@ internal sealed class Nf4Format : GroupedFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination)
     {
         float scale = tensor.ScalesArray[group];

@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.Intrinsics;
 using Compression.Quantization.Formats;
 using Compression.Quantization.Primitives;
 using Compression.Tensors;
@@ -49,7 +50,26 @@ internal sealed class Nvfp4Format : GroupedFormat
         public float Divisor(float scale, float tensorScale) => scale * tensorScale;
 
         public bool DivisorIsPowerOfTwo => false;
+
+        public Vector256<float> Scales(Vector256<float> absMax, float tensorScale)
+        {
+            if (!(tensorScale > 0))
+            {
+                return Vector256<float>.Zero;
+            }
+
+            // E4M3 rounding as encode-then-decode: the code of amax / (6·g) (saturating, round half to even: the vector
+            // encoder is held to the scalar codec by the exhaustive tests), decoded from its bits. Codes are ≤ 0x7E.
+            Vector256<int> code = s_scaleEncoder.Encode(absMax / Vector256.Create(MiniFloatCodec.Fp4E2M1.MaxNormal * tensorScale));
+            Vector256<int> normal = (code << 20) + Vector256.Create((127 - 7) << 23);
+            Vector256<float> subnormal = Vector256.ConvertToSingle(code) * Vector256.Create(1f / 512);   // m · 2^-9
+            return Vector256.ConditionalSelect(Vector256.LessThan(code, Vector256.Create(8)).AsSingle(), subnormal, normal.AsSingle());
+        }
+
+        public Vector256<float> Divisors(Vector256<float> scales, float tensorScale) => scales * Vector256.Create(tensorScale);
     }
+
+    private static readonly MiniFloatPrimitives.VectorEncoder s_scaleEncoder = new(MiniFloatCodec.Fp8E4M3);
 
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
         MiniFloatPrimitives.Quantize(MiniFloatCodec.Fp4E2M1, x, parameters.Scale * parameters.TensorScale, saturate: true, codes);

@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.CompilerServices;
 using Compression.Quantization.Packing;
 using Compression.Tensors;
 
@@ -64,6 +65,7 @@ internal sealed class TernaryFormat(TernaryMethod method) : GroupedFormat
         return new GroupScales(scales, options.ScaleStorage) { Thresholds = thresholds };
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {
         float scale = parameters.Scale;
@@ -84,6 +86,7 @@ internal sealed class TernaryFormat(TernaryMethod method) : GroupedFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination)
     {
         float scale = tensor.ScalesArray[group];

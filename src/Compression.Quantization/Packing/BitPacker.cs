@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -25,6 +26,7 @@ public static class BitPacker
 
     /// <summary>Packs the low <paramref name="bits"/> bits of each code. Unused high bits of the last byte are zero.</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <see cref="PackedLength"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Pack(ReadOnlySpan<byte> codes, int bits, Span<byte> destination)
     {
         int length = PackedLength(codes.Length, bits);
@@ -63,6 +65,7 @@ public static class BitPacker
 
     /// <summary>Unpacks <paramref name="destination"/>.Length codes.</summary>
     /// <exception cref="ArgumentException"><paramref name="packed"/> is too short for that many codes.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Unpack(ReadOnlySpan<byte> packed, int bits, Span<byte> destination)
     {
         int length = PackedLength(destination.Length, bits);
@@ -100,6 +103,7 @@ public static class BitPacker
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pack4(ReadOnlySpan<byte> codes, Span<byte> destination)
     {
         int pairs = codes.Length / 2;
@@ -131,6 +135,7 @@ public static class BitPacker
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pack2(ReadOnlySpan<byte> codes, Span<byte> destination)
     {
         int length = PackedLength(codes.Length, 2);

@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Runtime.CompilerServices;
 
 namespace Compression.Quantization.Packing;
 
@@ -21,6 +22,7 @@ public static class Int32PackedLayout
     }
 
     /// <summary>Packs a rows × columns matrix of codes (row-major) into rows × <see cref="WordsPerRow"/> int32 words.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int[] Pack(ReadOnlySpan<byte> codes, int rows, int columns, int bits)
     {
         int words = WordsPerRow(columns, bits);
@@ -44,6 +46,7 @@ public static class Int32PackedLayout
     }
 
     /// <summary>Unpacks rows × columns codes from <see cref="Pack"/>'s layout.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static byte[] Unpack(ReadOnlySpan<int> packed, int rows, int columns, int bits)
     {
         int words = WordsPerRow(columns, bits);

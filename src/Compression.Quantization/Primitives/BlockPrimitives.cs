@@ -5,6 +5,7 @@ using System;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Compression.Quantization.Formats;
 
 namespace Compression.Quantization.Primitives;
@@ -18,6 +19,12 @@ internal interface IBlockScaleRule
 
     /// <summary>Whether divisors are powers of two (then multiplying by the reciprocal is exact and equal to dividing).</summary>
     bool DivisorIsPowerOfTwo { get; }
+
+    /// <summary><see cref="Scale"/> of eight finite block maxima at once, equal lane for lane.</summary>
+    Vector256<float> Scales(Vector256<float> absMax, float tensorScale);
+
+    /// <summary><see cref="Divisor"/> of eight scales at once, equal lane for lane.</summary>
+    Vector256<float> Divisors(Vector256<float> scales, float tensorScale);
 }
 
 /// <summary>
@@ -28,6 +35,7 @@ internal interface IBlockScaleRule
 internal static class BlockPrimitives
 {
     /// <summary>Quantizes a row; returns false, leaving the rest undone, at the first block holding NaN or ±∞.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool QuantizeRow<TRule>(ReadOnlySpan<float> row, int blockSize, MiniFloatCodec codec, TRule rule, float tensorScale,
         Span<float> scales, Span<byte> codes)
         where TRule : struct, IBlockScaleRule
@@ -38,7 +46,17 @@ internal static class BlockPrimitives
         var encoder = new MiniFloatPrimitives.VectorEncoder(codec);
         ref float source = ref MemoryMarshal.GetReference(row);
         ref byte target = ref MemoryMarshal.GetReference(codes);
-        for (int b = 0; b < blocks; b++)
+        int b = 0;
+        if (vectorized && Avx2.IsSupported)
+        {
+            b = EightBlocksAtATime(row, blockSize, encoder, rule, tensorScale, scales, codes);
+            if (b < 0)
+            {
+                return false;
+            }
+        }
+
+        for (; b < blocks; b++)
         {
             int start = b * blockSize;
             int length = Math.Min(blockSize, row.Length - start);
@@ -114,5 +132,109 @@ internal static class BlockPrimitives
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The whole groups of eight blocks of a row: the eight block maxima are reduced together (a transposing
+    /// reduction, 21 shuffles and maxima instead of eight horizontal reductions), the eight scales come from one vector
+    /// rule, then each block is encoded against its broadcast divisor. Returns the number of blocks done (a multiple
+    /// of 8), or −1 at a group holding NaN or ±∞.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int EightBlocksAtATime<TRule>(ReadOnlySpan<float> row, int blockSize, MiniFloatPrimitives.VectorEncoder encoder, TRule rule,
+        float tensorScale, Span<float> scales, Span<byte> codes)
+        where TRule : struct, IBlockScaleRule
+    {
+        int vectorsPerBlock = blockSize / 8;
+        int groups = row.Length / (8 * blockSize);
+        ref float source = ref MemoryMarshal.GetReference(row);
+        ref byte target = ref MemoryMarshal.GetReference(codes);
+        ref float scaleTarget = ref MemoryMarshal.GetReference(scales);
+        Vector256<float> infinity = Vector256.Create(float.PositiveInfinity);
+        for (int g = 0; g < groups; g++)
+        {
+            nuint first = (nuint)(g * 8 * blockSize);
+            Vector256<float> notNaN = Vector256<float>.AllBitsSet;
+            Vector256<float> m0 = BlockMax(ref source, first, vectorsPerBlock, ref notNaN);
+            Vector256<float> m1 = BlockMax(ref source, first + (nuint)blockSize, vectorsPerBlock, ref notNaN);
+            Vector256<float> m2 = BlockMax(ref source, first + (nuint)(2 * blockSize), vectorsPerBlock, ref notNaN);
+            Vector256<float> m3 = BlockMax(ref source, first + (nuint)(3 * blockSize), vectorsPerBlock, ref notNaN);
+            Vector256<float> m4 = BlockMax(ref source, first + (nuint)(4 * blockSize), vectorsPerBlock, ref notNaN);
+            Vector256<float> m5 = BlockMax(ref source, first + (nuint)(5 * blockSize), vectorsPerBlock, ref notNaN);
+            Vector256<float> m6 = BlockMax(ref source, first + (nuint)(6 * blockSize), vectorsPerBlock, ref notNaN);
+            Vector256<float> m7 = BlockMax(ref source, first + (nuint)(7 * blockSize), vectorsPerBlock, ref notNaN);
+            Vector256<float> maxima = ReduceEight(m0, m1, m2, m3, m4, m5, m6, m7);
+            if (notNaN.AsInt32() != Vector256<int>.AllBitsSet || Vector256.EqualsAny(maxima, infinity))
+            {
+                return -1;
+            }
+
+            Vector256<float> blockScales = rule.Scales(maxima, tensorScale);
+            blockScales.StoreUnsafe(ref scaleTarget, (nuint)(g * 8));
+            Vector256<float> divisors = rule.Divisors(blockScales, tensorScale);
+
+            // Powers of two: the reciprocal is exact, so multiplying equals dividing; otherwise divide.
+            Vector256<float> factors = rule.DivisorIsPowerOfTwo ? Vector256<float>.One / divisors : divisors;
+            Vector256<int> zeroDivisor = Vector256.Equals(divisors, Vector256<float>.Zero).AsInt32();
+            for (int k = 0; k < 8; k++)
+            {
+                Vector256<int> lane = Vector256.Create(k);
+                Vector256<float> factor = Avx2.PermuteVar8x32(factors, lane);
+                Vector256<int> keep = ~Avx2.PermuteVar8x32(zeroDivisor, lane);
+                nuint n = first + (nuint)(k * blockSize);
+                Vector256<int> c0 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n), factor, rule.DivisorIsPowerOfTwo));
+                Vector256<int> c1 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n + 8), factor, rule.DivisorIsPowerOfTwo));
+                if (vectorsPerBlock == 4)
+                {
+                    Vector256<int> c2 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n + 16), factor, rule.DivisorIsPowerOfTwo));
+                    Vector256<int> c3 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n + 24), factor, rule.DivisorIsPowerOfTwo));
+                    Vector256.Narrow(Vector256.Narrow(c0, c1), Vector256.Narrow(c2, c3)).AsByte().StoreUnsafe(ref target, n);
+                }
+                else
+                {
+                    Vector256.Narrow(Vector256.Narrow(c0, c1), Vector256<short>.Zero).GetLower().AsByte().StoreUnsafe(ref target, n);
+                }
+            }
+        }
+
+        return groups * 8;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Scaled(Vector256<float> x, Vector256<float> factor, bool multiply) => multiply ? x * factor : x / factor;
+
+    /// <summary>max |x| over one block (lane-wise, 8 lanes left), NaNs noted in <paramref name="notNaN"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockMax(ref float source, nuint start, int vectorsPerBlock, ref Vector256<float> notNaN)
+    {
+        Vector256<float> v0 = Vector256.LoadUnsafe(ref source, start), v1 = Vector256.LoadUnsafe(ref source, start + 8);
+        Vector256<float> m = Vector256.MaxNative(Vector256.Abs(v0), Vector256.Abs(v1));
+        Vector256<float> ok = Vector256.Equals(v0, v0) & Vector256.Equals(v1, v1);
+        if (vectorsPerBlock == 4)
+        {
+            Vector256<float> v2 = Vector256.LoadUnsafe(ref source, start + 16), v3 = Vector256.LoadUnsafe(ref source, start + 24);
+            m = Vector256.MaxNative(m, Vector256.MaxNative(Vector256.Abs(v2), Vector256.Abs(v3)));
+            ok &= Vector256.Equals(v2, v2) & Vector256.Equals(v3, v3);
+        }
+
+        notNaN &= ok;
+        return m;
+    }
+
+    /// <summary>Lane k of the result is the maximum of the eight lanes of m_k (max is exact in any order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> ReduceEight(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3,
+        Vector256<float> m4, Vector256<float> m5, Vector256<float> m6, Vector256<float> m7)
+    {
+        // Pairs: per 128-bit half, [max(a0,a2), max(b0,b2), max(a1,a3), max(b1,b3)].
+        Vector256<float> t01 = Avx.Max(Avx.UnpackLow(m0, m1), Avx.UnpackHigh(m0, m1));
+        Vector256<float> t23 = Avx.Max(Avx.UnpackLow(m2, m3), Avx.UnpackHigh(m2, m3));
+        Vector256<float> t45 = Avx.Max(Avx.UnpackLow(m4, m5), Avx.UnpackHigh(m4, m5));
+        Vector256<float> t67 = Avx.Max(Avx.UnpackLow(m6, m7), Avx.UnpackHigh(m6, m7));
+        // Quads: per 128-bit half, the maxima of that half of m0..m3 (and m4..m7).
+        Vector256<float> u0123 = Avx.Max(Avx.Shuffle(t01, t23, 0b01_00_01_00), Avx.Shuffle(t01, t23, 0b11_10_11_10));
+        Vector256<float> u4567 = Avx.Max(Avx.Shuffle(t45, t67, 0b01_00_01_00), Avx.Shuffle(t45, t67, 0b11_10_11_10));
+        // Halves: lower with upper.
+        return Avx.Max(Avx.Permute2x128(u0123, u4567, 0x20), Avx.Permute2x128(u0123, u4567, 0x31));
     }
 }
