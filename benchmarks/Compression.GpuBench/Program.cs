@@ -3,6 +3,10 @@
 // run (the bandwidth ceiling). Usage: Compression.GpuBench [size] [repetitions]
 
 using System.Diagnostics;
+using System.Reflection;
+using ILGPU.Backends;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
 using System.Globalization;
 using Compression.Gpu.Runtime;
 using Compression.Quantization;
@@ -46,18 +50,36 @@ using (gpu)
         ("nvfp4", RtnOptions.Nvfp4),
     };
 
-    // 1. Correctness: a fresh weight (odd shape, outliers, a zero row) through both paths.
+    // 1. Correctness: fresh weights (outliers, a zero row) through both paths: an odd shape (the general kernels) and
+    // one whose rows split into whole quads and groups (the bandwidth kernels that the timings below use).
     int failures = 0;
-    DenseTensor check = RandomWeight(509, 1031, seed: Environment.TickCount);
+    foreach ((int checkRows, int checkColumns) in new[] { (509, 1031), (384, 4096) })
     foreach ((string name, RtnOptions options) in schemes)
     {
+        DenseTensor check = RandomWeight(checkRows, checkColumns, seed: Environment.TickCount);
         QuantizedTensor cpu = options.CreateCompressor().Quantize(check);
         QuantizedTensor device = new GpuRoundToNearestQuantizer(gpu, options).Quantize(check);
         long codeMismatches = cpu.PackedCodes.ToArray().Zip(device.PackedCodes.ToArray()).LongCount(p => p.First != p.Second);
         long scaleMismatches = cpu.Scales.ToArray().Zip(device.Scales.ToArray()).LongCount(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
         bool ok = codeMismatches == 0 && scaleMismatches == 0 && BitConverter.SingleToInt32Bits(cpu.GlobalScale) == BitConverter.SingleToInt32Bits(device.GlobalScale);
         failures += ok ? 0 : 1;
-        Console.WriteLine($"check {name,-22} {(ok ? "bit-exact" : $"MISMATCH: {codeMismatches} code bytes, {scaleMismatches} scales")}");
+        Console.WriteLine($"check {name,-22} {checkRows}×{checkColumns} {(ok ? "bit-exact" : $"MISMATCH: {codeMismatches} code bytes, {scaleMismatches} scales")}");
+    }
+
+    // The PTX ILGPU generates for the bandwidth kernels, for inspection (COMPRESSION_GPUBENCH_PTX=<folder>).
+    string? ptxFolder = Environment.GetEnvironmentVariable("COMPRESSION_GPUBENCH_PTX");
+    if (ptxFolder is not null && gpu.Kind == GpuDeviceKind.Cuda)
+    {
+        Directory.CreateDirectory(ptxFolder);
+        Type kernels = typeof(RtnOptions).Assembly.GetType("Compression.Quantization.Gpu.QuadKernels", throwOnError: true)!;
+        foreach (string kernel in new[] { "RowQuads", "TensorAbsMax" })
+        {
+            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernels.GetMethod(kernel, BindingFlags.Public | BindingFlags.Static)!);
+            File.WriteAllText(Path.Combine(ptxFolder, kernel + ".ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(entry, default)).PTXAssembly);
+        }
+
+        var grouped = EntryPointDescription.FromImplicitlyGroupedKernel(kernels.GetMethod("GroupQuads", BindingFlags.Public | BindingFlags.Static)!);
+        File.WriteAllText(Path.Combine(ptxFolder, "GroupQuads.ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(grouped, default)).PTXAssembly);
     }
 
     // 2. Timing on the device, no transfers inside the timed region.

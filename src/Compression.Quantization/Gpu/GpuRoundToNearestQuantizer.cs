@@ -27,7 +27,8 @@ public sealed class GpuRoundToNearestQuantizer
     private const int Parts = 256;
 
     private static readonly object s_partialStats = new(), s_reduceMax = new(), s_tensorScale = new(), s_channelScales = new(),
-        s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_warpGroups = new(), s_warpEncode = new(), s_dequantize = new();
+        s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_warpGroups = new(), s_warpEncode = new(), s_dequantize = new(),
+        s_rowQuads = new(), s_groupQuads = new(), s_tensorAbsMax = new(), s_tensorScaleFromBits = new();
     private readonly GpuContext _gpu;
 
     /// <summary>Creates a quantizer on <paramref name="gpu"/>.</summary>
@@ -117,6 +118,11 @@ public sealed class GpuRoundToNearestQuantizer
             return;
         }
 
+        if (TryQuadKernels(weight, rows, columns, packed, scales, zeroPoints, workspace, layout, spec))
+        {
+            return;
+        }
+
         // Workspace: partial max |w|, min and max (rows × Parts each), row maxima, 128 second-level maxima, tensor scale.
         int partials = rows * Parts;
         ArrayView<float> partialAbs = workspace.SubView(0, partials);
@@ -194,6 +200,60 @@ public sealed class GpuRoundToNearestQuantizer
         var encodePack = _gpu.GetOrLoadKernel(s_encodePack, a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, GpuFormatSpec>(QuantizeKernels.EncodePack));
         encodePack(rows * spec.Stride, weight, scales, zeroPoints, tensorScale, packed, spec);
+    }
+
+    /// <summary>
+    /// The bandwidth path (<see cref="QuadKernels"/>): four weights per thread, one load and one store each. Taken for
+    /// byte and nibble codes when rows split into whole quads (and whole groups): per-channel scales, and symmetric
+    /// row-local groups of 16 to 128 (MX, NVFP4, per-group integer and FP). Returns false to leave other shapes to
+    /// the general kernels.
+    /// </summary>
+    private bool TryQuadKernels(ArrayView<float> weight, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
+        ArrayView<byte> zeroPoints, ArrayView<float> workspace, ScaleLayout layout, GpuFormatSpec spec)
+    {
+        long total = (long)rows * columns;
+        bool perChannel = layout.SegmentsPerRow == 1 && layout.SegmentWidth >= columns && layout.GroupRows == rows;
+        bool groups = !perChannel && layout.GroupRows == rows && layout.SegmentWidth is 16 or 32 or 64 or 128 && columns % layout.SegmentWidth == 0 &&
+                      spec.Element != GpuElementKind.IntegerAsymmetric && layout.SegmentWidth / 4 <= _gpu.Accelerator.WarpSize;
+        if (columns % 4 != 0 || spec.CodeBits is not (8 or 4) || total / 4 > int.MaxValue || !(perChannel || groups) ||
+            (perChannel && spec.ScaleKind is not (GpuScaleKind.Integer or GpuScaleKind.FloatMax)) || _gpu.Accelerator.WarpSize < 32)
+        {
+            return false;
+        }
+
+        int quads = (int)(total / 4);
+        ArrayView<Float4> weightQuads = weight.SubView(0, total).Cast<Float4>();
+        ArrayView<uint> packed8 = spec.CodeBits == 8 ? packed.SubView(0, total).Cast<uint>() : default;
+        ArrayView<ushort> packed4 = spec.CodeBits == 4 ? packed.SubView(0, total / 2).Cast<ushort>() : default;
+        Accelerator accelerator = _gpu.Accelerator;
+        if (perChannel)
+        {
+            var rowQuads = _gpu.GetOrLoadKernel(s_rowQuads, a =>
+                a.LoadStreamKernel<ArrayView<Float4>, ArrayView<float>, ArrayView<byte>, ArrayView<uint>, ArrayView<ushort>, GpuFormatSpec, int>(QuadKernels.RowQuads));
+            int threads = Math.Min(QuadKernels.RowThreads, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
+            rowQuads(new KernelConfig(rows, threads), weightQuads, scales, zeroPoints, packed8, packed4, spec, columns / 4);
+            return true;
+        }
+
+        ArrayView<float> tensorScale = workspace.SubView(WorkspaceLength(rows) - 1, 1);
+        if (spec.ScaleKind == GpuScaleKind.Nvfp4)
+        {
+            ArrayView<int> absMaxBits = workspace.SubView(0, 1).Cast<int>();
+            var tensorAbsMax = _gpu.GetOrLoadKernel(s_tensorAbsMax, a =>
+                a.LoadStreamKernel<ArrayView<Float4>, ArrayView<int>, int>(QuadKernels.TensorAbsMax));
+            var fromBits = _gpu.GetOrLoadKernel(s_tensorScaleFromBits, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(QuadKernels.TensorScaleFromBits));
+            absMaxBits.MemSetToZero();
+            int groupSize = Math.Min(256, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
+            int gridSize = Math.Max(1, Math.Min((quads + groupSize - 1) / groupSize, accelerator.MaxNumThreads / groupSize * 2));
+            tensorAbsMax(new KernelConfig(gridSize, groupSize), weightQuads, absMaxBits, quads);
+            fromBits(1, absMaxBits, tensorScale);
+        }
+
+        var groupQuads = _gpu.GetOrLoadKernel(s_groupQuads, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, ArrayView<uint>, ArrayView<ushort>, GpuFormatSpec, int>(QuadKernels.GroupQuads));
+        groupQuads((quads + 31) / 32 * 32, weightQuads, scales, tensorScale, packed8, packed4, spec, quads);
+        return true;
     }
 
     /// <summary>Decodes a quantized tensor on the device; equals <see cref="CompressedTensor.Decompress"/> bit for bit.</summary>

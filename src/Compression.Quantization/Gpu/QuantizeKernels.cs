@@ -118,7 +118,7 @@ internal static class QuantizeKernels
         }
     }
 
-    private static float ScaleOf(float absMax, float min, float max, GpuFormatSpec spec, float tensorScale, out int zero)
+    internal static float ScaleOf(float absMax, float min, float max, GpuFormatSpec spec, float tensorScale, out int zero)
     {
         zero = 0;
         switch (spec.ScaleKind)
