@@ -127,17 +127,17 @@ public sealed class GpuRoundToNearestQuantizer
         MemoryBuffer1D<float, Stride1D.Dense> workspace)
     {
         GeneralWorkspace parts = GeneralWorkspace.Of(layout);
-        var codes = new byte[layout.GroupCount];
+        var codes = new sbyte[layout.GroupCount];
         var secondScales = new float[parts.SecondScaleCount];
         var offset = new float[1];
         if (codes.Length > 0)
         {
-            zeros.View.SubView(0, codes.Length).BaseView.CopyToCPU(codes);
+            zeros.View.SubView(0, codes.Length).BaseView.CopyToCPU(System.Runtime.InteropServices.MemoryMarshal.AsBytes(codes.AsSpan()));
             workspace.View.SubView(parts.SecondScales, secondScales.Length).BaseView.CopyToCPU(secondScales);
             workspace.View.SubView(parts.Offset, 1).BaseView.CopyToCPU(offset);
         }
 
-        return new DoubleQuantization((sbyte[])(Array)codes, secondScales, offset[0]);
+        return new DoubleQuantization(codes, secondScales, offset[0]);
     }
 
     /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for <paramref name="rows"/> rows with the fast
