@@ -65,12 +65,28 @@ internal struct GroupStats
                 stats.AbsMax = AbsMaxOf(x);
                 break;
             default:
-                stats.SumAbs = TensorPrimitives.SumOfMagnitudes(x);
+                stats.SumAbs = SumOfMagnitudes(x);
                 stats.AbsMax = AbsMaxOf(x);
                 break;
         }
 
         return stats;
+    }
+
+    /// <summary>
+    /// Σ|x| in float64, in index order. A float32 vector sum's order depends on the machine's vector width, so its last
+    /// bits would differ between machines and from the GPU kernels; this order is fixed, and float64 keeps the error of
+    /// long groups (per-tensor ternary) far below a float32 scale's resolution.
+    /// </summary>
+    private static double SumOfMagnitudes(ReadOnlySpan<float> x)
+    {
+        double sum = 0;
+        foreach (float v in x)
+        {
+            sum += MathF.Abs(v);
+        }
+
+        return sum;
     }
 
     /// <summary>max |x| (finite inputs): a short vector loop without a library call's set-up, since segments are

@@ -16,10 +16,18 @@ namespace Compression.Quantization.Gpu;
 /// same <see cref="QuantizedTensor"/> as <see cref="RoundToNearestQuantizer"/>, bit for bit.
 /// </summary>
 /// <remarks>
-/// Supported: integer formats (symmetric, restricted or full range, and asymmetric), FP8/FP6/FP4 with float scales
-/// (saturating), MXFP8/MXFP6/MXFP4/MXINT8 and NVFP4; per-channel and per-group granularity; float32 scale storage.
-/// Anything else (per-tensor and per-block groups, clipping search, FP16/BF16 scale storage, NF4, ternary)
-/// throws <see cref="NotSupportedException"/>: use the CPU quantizer for those.
+/// <para>Every option of <see cref="RoundToNearestQuantizer"/> runs on the device: integer formats (symmetric,
+/// restricted or full range, and asymmetric), FP8/FP6/FP4 (saturating or not), MXFP8/MXFP6/MXFP4/MXINT8, NVFP4, NF4
+/// with double quantization, and ternary (BitNet absmean and TWN threshold); per-tensor, per-channel, per-group and
+/// per-block granularity; float32, FP16 and BF16 scale storage; the clipping search.</para>
+/// <para>Two sets of kernels: the fast ones (<see cref="QuantizeKernels"/>) for row-local groups with float32 scales
+/// (INT8 per-channel, INT4 g128, FP8 per-channel, MX, NVFP4, …), and general ones (<see cref="GeneralKernels"/>,
+/// <see cref="Nf4Kernels"/>) for the rest: statistics per row segment, then per group (merging the rows of a block),
+/// then codes per packed byte. Float sums (ternary Σ|w|, NF4's mean absmax, the clipping error) are float64 in the
+/// CPU's order, one thread per group, so they agree exactly.</para>
+/// <para>On CUDA hardware the clipping search's error uses the device's <see cref="Math.Pow(double, double)"/>, which
+/// may differ from the host's in the last bit; a near-tie between two shrink factors could then pick another one. The
+/// simulator tests use the host's.</para>
 /// </remarks>
 public sealed class GpuRoundToNearestQuantizer
 {
@@ -29,10 +37,13 @@ public sealed class GpuRoundToNearestQuantizer
     private static readonly object s_partialStats = new(), s_reduceMax = new(), s_tensorScale = new(), s_channelScales = new(),
         s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_warpGroups = new(), s_warpEncode = new(), s_dequantize = new(),
         s_rowQuads = new(), s_groupQuads = new(), s_tensorAbsMax = new(), s_tensorScaleFromBits = new();
+
+    private static readonly object s_generalStats = new(), s_generalScales = new(), s_generalEncode = new(), s_generalDequantize = new(),
+        s_nf4Offset = new(), s_nf4Double = new();
     private readonly GpuContext _gpu;
 
     /// <summary>Creates a quantizer on <paramref name="gpu"/>.</summary>
-    /// <exception cref="NotSupportedException">The options need a feature only the CPU quantizer has.</exception>
+    /// <exception cref="NotSupportedException">The format is not one of the library's RTN formats.</exception>
     public GpuRoundToNearestQuantizer(GpuContext gpu, RtnOptions options)
     {
         ArgumentNullException.ThrowIfNull(gpu);
@@ -61,9 +72,21 @@ public sealed class GpuRoundToNearestQuantizer
         using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D<byte>(Math.Max(1, rows * stride));
         using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D<float>(Math.Max(1, layout.GroupCount));
         using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D<byte>(Math.Max(1, layout.GroupCount));
-        using MemoryBuffer1D<float, Stride1D.Dense> workspace = accelerator.Allocate1D<float>(WorkspaceLength(rows));
+        int workspaceLength = WorkspaceLength(rows, columns);
+        using MemoryBuffer1D<float, Stride1D.Dense> workspace = accelerator.Allocate1D<float>(workspaceLength);
         input.View.SubView(0, weight.Length).BaseView.CopyFromCPU(weight.Span);
         QuantizeOnDevice(input.View, rows, columns, packed.View, scales.View, zeros.View, workspace.View);
+
+        bool general = !IsFast(Options);
+        if (general && weight.Length > 0)
+        {
+            var overflow = new float[2];
+            workspace.View.SubView(GeneralWorkspace.Of(layout).Overflow, 2).BaseView.CopyToCPU(overflow);
+            if (overflow[0] != 0)
+            {
+                throw new ArgumentException($"Scale {overflow[1]} overflows {Options.ScaleStorage} storage; store scales as Float32.", "options");
+            }
+        }
 
         var packedHost = new byte[rows * stride];
         var scalesHost = new float[layout.GroupCount];
@@ -84,37 +107,82 @@ public sealed class GpuRoundToNearestQuantizer
             tensorScale = one[0];
         }
 
+        DoubleQuantization? doubleQuantization = null;
+        if (Options.Format is Nf4Format)
+        {
+            doubleQuantization = DownloadDoubleQuantization(layout, zeros, workspace);
+        }
+
         ScaleEncoding encoding = Options.Format switch
         {
             MicroscalingFormat => ScaleEncoding.E8M0,
             Nvfp4Format => ScaleEncoding.Fp8E4M3,
-            _ => ScaleEncoding.Float32,
+            Nf4Format => ScaleEncoding.DoubleQuantizedInt8,
+            _ => Options.ScaleStorage,
         };
-        return new QuantizedTensor(Options.Format, Options.EffectiveGranularity, rows, columns, packedHost, stride, scalesHost, encoding, zerosHost, tensorScale);
+        return new QuantizedTensor(Options.Format, Options.EffectiveGranularity, rows, columns, packedHost, stride, scalesHost, encoding, zerosHost,
+            tensorScale, doubleQuantization);
     }
 
-    /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for <paramref name="rows"/> rows.</summary>
+    private static DoubleQuantization DownloadDoubleQuantization(ScaleLayout layout, MemoryBuffer1D<byte, Stride1D.Dense> zeros,
+        MemoryBuffer1D<float, Stride1D.Dense> workspace)
+    {
+        GeneralWorkspace parts = GeneralWorkspace.Of(layout);
+        var codes = new sbyte[layout.GroupCount];
+        var secondScales = new float[parts.SecondScaleCount];
+        var offset = new float[1];
+        if (codes.Length > 0)
+        {
+            zeros.View.SubView(0, codes.Length).BaseView.CopyToCPU(System.Runtime.InteropServices.MemoryMarshal.AsBytes(codes.AsSpan()));
+            workspace.View.SubView(parts.SecondScales, secondScales.Length).BaseView.CopyToCPU(secondScales);
+            workspace.View.SubView(parts.Offset, 1).BaseView.CopyToCPU(offset);
+        }
+
+        return new DoubleQuantization(codes, secondScales, offset[0]);
+    }
+
+    /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for <paramref name="rows"/> rows with the fast
+    /// kernels (row-local groups, float32 scales, saturating FP, no clipping; MX and NVFP4 always). Other options need
+    /// <see cref="WorkspaceLength(int, int)"/>.</summary>
     public static int WorkspaceLength(int rows) => 3 * rows * Parts + rows + 129;
+
+    /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for a <paramref name="rows"/> × <paramref name="columns"/>
+    /// matrix with these options (at least <see cref="WorkspaceLength(int)"/> for the fast kernels).</summary>
+    public int WorkspaceLength(int rows, int columns) => IsFast(Options)
+        ? WorkspaceLength(rows)
+        : GeneralWorkspace.Of(new ScaleLayout(Options.EffectiveGranularity, rows, columns)).Length;
 
     /// <summary>
     /// Quantizes a matrix already on the device into device buffers (no transfers, no synchronisation: for pipelines
     /// and benchmarks). <paramref name="packed"/> holds rows × packed row length bytes, <paramref name="scales"/> and
-    /// <paramref name="zeroPoints"/> one entry per group, <paramref name="workspace"/> <see cref="WorkspaceLength"/>
-    /// floats (for NVFP4 its last element receives the tensor scale). The weight must be finite.
+    /// <paramref name="zeroPoints"/> one entry per group, <paramref name="workspace"/> <see cref="WorkspaceLength(int, int)"/>
+    /// floats, 8-byte aligned (for NVFP4 its last element receives the tensor scale). The weight must be finite.
     /// </summary>
+    /// <remarks>
+    /// Options outside the fast kernels write more results: NF4 leaves its decoded block constants in
+    /// <paramref name="scales"/>, their int8 codes in <paramref name="zeroPoints"/>, and the second-level scales and the
+    /// offset in the workspace; FP16/BF16 storage flags a scale that overflows in the workspace instead of throwing
+    /// (no synchronisation here). <see cref="Quantize"/> reads all of them back.
+    /// </remarks>
     public void QuantizeOnDevice(ArrayView<float> weight, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
         ArrayView<byte> zeroPoints, ArrayView<float> workspace)
     {
         var layout = new ScaleLayout(Options.EffectiveGranularity, rows, columns);
         GpuFormatSpec spec = Spec(Options, layout);
         if (weight.Length < (long)rows * columns || packed.Length < (long)rows * spec.Stride || scales.Length < layout.GroupCount ||
-            zeroPoints.Length < layout.GroupCount || workspace.Length < WorkspaceLength(rows))
+            zeroPoints.Length < layout.GroupCount || workspace.Length < WorkspaceLength(rows, columns))
         {
             throw new ArgumentException("A device buffer is smaller than the shape requires.", nameof(weight));
         }
 
         if (rows == 0 || columns == 0)
         {
+            return;
+        }
+
+        if (!IsFast(Options))
+        {
+            QuantizeGeneral(weight, layout, packed, scales, zeroPoints, workspace);
             return;
         }
 
@@ -272,6 +340,11 @@ public sealed class GpuRoundToNearestQuantizer
         }
 
         Accelerator accelerator = _gpu.Accelerator;
+        if (!IsFast(Options))
+        {
+            return DequantizeGeneral(tensor, result);
+        }
+
         GpuFormatSpec spec = Spec(Options, tensor.Layout);
         using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D(tensor.PackedCodesArray);
         using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D(tensor.ScalesArray);
@@ -287,19 +360,146 @@ public sealed class GpuRoundToNearestQuantizer
 
     private static void CheckSupported(RtnOptions options)
     {
-        string? reason = options.Format switch
+        if (options.Format is not (IntegerFormat or FloatFormat or MicroscalingFormat or Nvfp4Format or Nf4Format or TernaryFormat))
         {
-            Nf4Format or TernaryFormat => $"{options.Format} runs on the CPU only",
-            MicroscalingFormat or Nvfp4Format => null,
-            _ when options.EffectiveGranularity is PerTensorGranularity or PerBlockGranularity => "per-tensor and per-block groups run on the CPU only",
-            _ when options.Clipping is not null => "clipping search runs on the CPU only",
-            _ when options.ScaleStorage != ScaleEncoding.Float32 => "FP16/BF16 scale storage runs on the CPU only",
-            FloatFormat when !options.Saturate => "non-saturating FP conversion runs on the CPU only",
-            _ => null,
+            throw new NotSupportedException($"GPU quantization: {options.Format} is not a round-to-nearest format of this library. Use RoundToNearestQuantizer.");
+        }
+    }
+
+    /// <summary>Whether the fast kernels apply: row-local groups whose scale follows from their absmax or range alone,
+    /// stored as float32, with saturating FP. MX and NVFP4 fix their own scale type and always saturate.</summary>
+    private static bool IsFast(RtnOptions options) => options.Format switch
+    {
+        MicroscalingFormat or Nvfp4Format => true,
+        IntegerFormat or FloatFormat => options.EffectiveGranularity is PerChannelGranularity or PerGroupGranularity &&
+                                        options.ScaleStorage == ScaleEncoding.Float32 && options.Clipping is null &&
+                                        (options.Saturate || options.Format is IntegerFormat),
+        _ => false,
+    };
+
+    /// <summary>The general kernels: segment statistics, group scales (NF4: double quantization), codes per packed byte.</summary>
+    private void QuantizeGeneral(ArrayView<float> weight, ScaleLayout layout, ArrayView<byte> packed, ArrayView<float> scales,
+        ArrayView<byte> zeroPoints, ArrayView<float> workspace)
+    {
+        GeneralSpec spec = GeneralSpecOf(Options, layout);
+        GeneralWorkspace parts = GeneralWorkspace.Of(layout);
+        int segments = parts.Segments;
+        ArrayView<double> sums = workspace.SubView(0, 2L * segments).Cast<double>();
+        ArrayView<float> absMax = workspace.SubView(parts.AbsMax, segments);
+        ArrayView<float> min = workspace.SubView(parts.AbsMax + segments, segments);
+        ArrayView<float> max = workspace.SubView(parts.AbsMax + 2L * segments, segments);
+        ArrayView<float> thresholds = workspace.SubView(parts.Thresholds, layout.GroupCount);
+        ArrayView<float> overflow = workspace.SubView(parts.Overflow, 2);
+        overflow.MemSetToZero();
+
+        var stats = _gpu.GetOrLoadKernel(s_generalStats, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, GeneralSpec>(
+                GeneralKernels.SegmentStats));
+        var groupScales = _gpu.GetOrLoadKernel(s_generalScales, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<float>,
+                ArrayView<byte>, ArrayView<float>, ArrayView<float>, GeneralSpec>(GeneralKernels.GroupScales));
+        var encode = _gpu.GetOrLoadKernel(s_generalEncode, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, GeneralSpec>(
+                GeneralKernels.EncodePack));
+        stats(segments, weight, absMax, min, max, sums, spec);
+        groupScales(layout.GroupCount, weight, absMax, min, max, sums, scales, zeroPoints, thresholds, overflow, spec);
+        if (Options.Format is Nf4Format)
+        {
+            var offset = _gpu.GetOrLoadKernel(s_nf4Offset, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(Nf4Kernels.Offset));
+            var doubleQuantize = _gpu.GetOrLoadKernel(s_nf4Double, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, int>(Nf4Kernels.DoubleQuantize));
+            ArrayView<float> offsetView = workspace.SubView(parts.Offset, 1);
+            offset(1, scales, offsetView, layout.GroupCount);
+            doubleQuantize(parts.SecondScaleCount, scales, zeroPoints, workspace.SubView(parts.SecondScales, parts.SecondScaleCount), offsetView,
+                layout.GroupCount);
+        }
+
+        encode(layout.Rows * spec.Stride, weight, scales, zeroPoints, thresholds, packed, spec);
+    }
+
+    private DenseTensor DequantizeGeneral(QuantizedTensor tensor, DenseTensor result)
+    {
+        Accelerator accelerator = _gpu.Accelerator;
+        GeneralSpec spec = GeneralSpecOf(Options, tensor.Layout);
+        using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D(tensor.PackedCodesArray);
+        using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D(tensor.ScalesArray);
+        using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D(tensor.ZeroPointsArray ?? new byte[1]);
+        using MemoryBuffer1D<float, Stride1D.Dense> output = accelerator.Allocate1D<float>(result.Length);
+        var kernel = _gpu.GetOrLoadKernel(s_generalDequantize, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GeneralSpec>(GeneralKernels.Dequantize));
+        kernel(result.Length, packed.View, scales.View, zeros.View, output.View, spec);
+        output.View.BaseView.CopyToCPU(result.Span);
+        return result;
+    }
+
+    private static GeneralSpec GeneralSpecOf(RtnOptions options, ScaleLayout layout)
+    {
+        var format = (GroupedFormat)options.Format;
+        var spec = new GeneralSpec
+        {
+            CodeBits = format.CodeBits,
+            Rows = layout.Rows,
+            Columns = layout.Columns,
+            Stride = format.PackedRowLength(layout.Columns),
+            SegmentWidth = layout.SegmentWidth,
+            SegmentsPerRow = Math.Max(1, layout.SegmentsPerRow),
+            BlockRows = options.EffectiveGranularity switch
+            {
+                PerTensorGranularity => Math.Max(1, layout.Rows),
+                PerBlockGranularity b => b.Rows,
+                _ => 1,
+            },
+            GroupCount = layout.GroupCount,
+            ScaleStorage = options.ScaleStorage switch { ScaleEncoding.Float16 => 1, ScaleEncoding.BFloat16 => 2, _ => 0 },
+            Saturate = options.Saturate,
+            ClipSteps = -1,
         };
-        if (reason is not null)
+        switch (options.Format)
         {
-            throw new NotSupportedException($"GPU quantization: {reason}. Use RoundToNearestQuantizer.");
+            case IntegerFormat integer:
+            {
+                int offset = 1 << (integer.Bits - 1), levels = (1 << integer.Bits) - 1;
+                bool restricted = options.SymmetricRange == SymmetricRange.Restricted;
+                spec = options.Symmetric
+                    ? spec with
+                    {
+                        Element = GeneralElement.IntegerSymmetric, Offset = offset, Low = restricted ? 1 : 0, High = levels,
+                        SymmetricMax = restricted ? offset - 1 : levels / 2f,
+                    }
+                    : spec with { Element = GeneralElement.IntegerAsymmetric, Low = 0, High = levels };
+                return options.Clipping is ClippingSearch search
+                    ? spec with { ClipSteps = (int)(search.MaxShrink * search.Grid), ClipGrid = search.Grid, ClipNorm = search.Norm }
+                    : spec;
+            }
+
+            case FloatFormat fp:
+            {
+                MiniFloatCodec codec = fp.Codec;
+                int signBit = 1 << (codec.ExponentBits + codec.MantissaBits);
+                return spec with
+                {
+                    Element = GeneralElement.MiniFloat, MantissaBits = codec.MantissaBits, ExponentBits = codec.ExponentBits, Bias = codec.Bias,
+                    MinNormalExponent = codec.MinNormalExponent, MaxCode = codec.MaxCode, SignBit = signBit, MaxNormal = codec.MaxNormal,
+                    Specials = (int)codec.Specials,
+                    OverflowCode = codec.Specials switch
+                    {
+                        SpecialValues.NaNOnly => signBit - 1,
+                        SpecialValues.Ieee => ((1 << codec.ExponentBits) - 1) << codec.MantissaBits,
+                        _ => codec.MaxCode,
+                    },
+                };
+            }
+
+            case Nf4Format:
+                return spec with { Element = GeneralElement.Nf4 };
+            case TernaryFormat ternary:
+                return spec with
+                {
+                    Element = ternary.Method == TernaryMethod.AbsMean ? GeneralElement.TernaryAbsMean : GeneralElement.TernaryThreshold, Trits = true,
+                };
+            default:
+                throw new NotSupportedException($"{options.Format} has no general GPU kernel.");
         }
     }
 
