@@ -4,6 +4,7 @@
 
 using System.Diagnostics;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using ILGPU.Backends;
 using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;
@@ -50,22 +51,6 @@ using (gpu)
         ("nvfp4", RtnOptions.Nvfp4),
     };
 
-    // 1. Correctness: fresh weights (outliers, a zero row) through both paths: an odd shape (the general kernels) and
-    // one whose rows split into whole quads and groups (the bandwidth kernels that the timings below use).
-    int failures = 0;
-    foreach ((int checkRows, int checkColumns) in new[] { (509, 1031), (384, 4096) })
-    foreach ((string name, RtnOptions options) in schemes)
-    {
-        DenseTensor check = RandomWeight(checkRows, checkColumns, seed: Environment.TickCount);
-        QuantizedTensor cpu = options.CreateCompressor().Quantize(check);
-        QuantizedTensor device = new GpuRoundToNearestQuantizer(gpu, options).Quantize(check);
-        long codeMismatches = cpu.PackedCodes.ToArray().Zip(device.PackedCodes.ToArray()).LongCount(p => p.First != p.Second);
-        long scaleMismatches = cpu.Scales.ToArray().Zip(device.Scales.ToArray()).LongCount(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
-        bool ok = codeMismatches == 0 && scaleMismatches == 0 && BitConverter.SingleToInt32Bits(cpu.GlobalScale) == BitConverter.SingleToInt32Bits(device.GlobalScale);
-        failures += ok ? 0 : 1;
-        Console.WriteLine($"check {name,-22} {checkRows}×{checkColumns} {(ok ? "bit-exact" : $"MISMATCH: {codeMismatches} code bytes, {scaleMismatches} scales")}");
-    }
-
     // The PTX ILGPU generates for the bandwidth kernels, for inspection (COMPRESSION_GPUBENCH_PTX=<folder>).
     string? ptxFolder = Environment.GetEnvironmentVariable("COMPRESSION_GPUBENCH_PTX");
     if (ptxFolder is not null && gpu.Kind == GpuDeviceKind.Cuda)
@@ -78,8 +63,54 @@ using (gpu)
             File.WriteAllText(Path.Combine(ptxFolder, kernel + ".ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(entry, default)).PTXAssembly);
         }
 
-        var grouped = EntryPointDescription.FromImplicitlyGroupedKernel(kernels.GetMethod("GroupQuads", BindingFlags.Public | BindingFlags.Static)!);
-        File.WriteAllText(Path.Combine(ptxFolder, "GroupQuads.ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(grouped, default)).PTXAssembly);
+        var grouped = EntryPointDescription.FromImplicitlyGroupedKernel(kernels.GetMethod("GroupSixteens", BindingFlags.Public | BindingFlags.Static)!);
+        File.WriteAllText(Path.Combine(ptxFolder, "GroupSixteens.ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(grouped, default)).PTXAssembly);
+    }
+
+    // Checked only (the general kernels): every other option the CPU quantizer has.
+    var checkedOnly = new (string Name, RtnOptions Options)[]
+    {
+        ("int8 per-tensor", RtnOptions.W8PerChannel with { Granularity = Granularity.PerTensor }),
+        ("fp8 block 128×128", RtnOptions.Fp8Block128),
+        ("int4 g128 asymmetric", RtnOptions.W4Group128 with { Symmetric = false }),
+        ("int4 g128 fp16 scales", RtnOptions.W4Group128 with { ScaleStorage = ScaleEncoding.Float16 }),
+        ("int4 g128 bf16 scales", RtnOptions.W4Group128 with { ScaleStorage = ScaleEncoding.BFloat16 }),
+        ("int4 g128 clipping", RtnOptions.W4Group128 with { Clipping = ClippingSearch.Default }),
+        ("int3 g128", RtnOptions.W4Group128 with { Format = NumberFormat.Int3 }),
+        ("fp6-e2m3 per-channel", RtnOptions.Fp8PerChannel with { Format = NumberFormat.Fp6E2M3 }),
+        ("fp8-e5m2 non-saturating", RtnOptions.Fp8PerChannel with { Format = NumberFormat.Fp8E5M2, Saturate = false }),
+        ("mxint8", new RtnOptions { Format = NumberFormat.Mxint8 }),
+        ("nf4", RtnOptions.Nf4),
+        ("ternary absmean", new RtnOptions { Format = NumberFormat.TernaryAbsMean, Granularity = Granularity.PerChannel }),
+        ("ternary threshold g64", new RtnOptions { Format = NumberFormat.TernaryThreshold, Granularity = Granularity.PerGroup(64) }),
+    };
+
+    // 1. Correctness: fresh weights (outliers, a zero row) through both paths: an odd shape (the general kernels) and
+    // one whose rows split into whole quads and groups (the bandwidth kernels that the timings below use).
+    int failures = 0;
+    foreach ((int checkRows, int checkColumns) in new[] { (509, 1031), (384, 4096) })
+    foreach ((string name, RtnOptions options) in schemes.Concat(checkedOnly))
+    {
+        DenseTensor check = RandomWeight(checkRows, checkColumns, seed: Environment.TickCount);
+        QuantizedTensor cpu = options.CreateCompressor().Quantize(check);
+        QuantizedTensor device = new GpuRoundToNearestQuantizer(gpu, options).Quantize(check);
+        long codeMismatches = cpu.PackedCodes.ToArray().Zip(device.PackedCodes.ToArray()).LongCount(p => p.First != p.Second);
+        long scaleMismatches = cpu.Scales.ToArray().Zip(device.Scales.ToArray()).LongCount(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
+        bool ok = codeMismatches == 0 && scaleMismatches == 0 && BitConverter.SingleToInt32Bits(cpu.GlobalScale) == BitConverter.SingleToInt32Bits(device.GlobalScale) &&
+                  cpu.ZeroPoints.Span.SequenceEqual(device.ZeroPoints.Span) &&
+                  MemoryMarshal.AsBytes(new GpuRoundToNearestQuantizer(gpu, options).Dequantize(cpu).Span).SequenceEqual(MemoryMarshal.AsBytes(cpu.Decompress().Span));
+        failures += ok ? 0 : 1;
+        if (codeMismatches > 0)
+        {
+            // Name the first differing element: what a fix needs to reproduce the case.
+            byte[] cpuCodes = cpu.UnpackCodes(), deviceCodes = device.UnpackCodes();
+            int at = Array.FindIndex(cpuCodes, i => true) is var _ ? Enumerable.Range(0, cpuCodes.Length).First(i => cpuCodes[i] != deviceCodes[i]) : 0;
+            int row = at / checkColumns;
+            float value = check.Span[at];
+            Console.WriteLine($"  first at ({row}, {at % checkColumns}): w = {value:R} (0x{BitConverter.SingleToInt32Bits(value):X8}), " +
+                              $"scale[0] of row = {cpu.Scales.Span[Math.Min(row * cpu.Scales.Length / checkRows, cpu.Scales.Length - 1)]:R}, cpu code {cpuCodes[at]}, device code {deviceCodes[at]}");
+        }
+        Console.WriteLine($"check {name,-22} {checkRows}×{checkColumns} {(ok ? "bit-exact" : $"MISMATCH: {codeMismatches} code bytes, {scaleMismatches} scales")}");
     }
 
     // 2. Timing on the device, no transfers inside the timed region.

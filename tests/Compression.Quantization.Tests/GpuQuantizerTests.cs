@@ -20,6 +20,13 @@ public sealed class GpuQuantizerTests : IDisposable
         {
             data.Add(format, "per-channel", true);
             data.Add(format, "group-32", true);
+            if (format is "int4" or "int8" or "fp8-e4m3" or "fp4-e2m1")
+            {
+                data.Add(format, "group-128", true);
+                data.Add(format, "group-64", true);
+                data.Add(format, "group-16", true);
+            }
+
             if (format.StartsWith("int", StringComparison.Ordinal))
             {
                 data.Add(format, "group-13", false);
@@ -47,9 +54,15 @@ public sealed class GpuQuantizerTests : IDisposable
             Granularity = granularityName == "default" ? null : GranularityNames.Parse(granularityName),
             Symmetric = symmetric,
         };
-        // 77 columns: the per-group and per-byte kernels; 64 columns: the warp kernels (whole groups, paired nibbles).
-        foreach (int columns in new[] { 77, 64 })
+        // 77 columns: the per-group and per-byte kernels; 64 and 256 columns: the bandwidth kernels (quads per thread
+        // for per-channel scales, sixteen weights per thread for groups of 16 to 128).
+        foreach (int columns in new[] { 77, 64, 256 })
         {
+            if (options.EffectiveGranularity is PerGroupGranularity { Size: int size } && size > columns)
+            {
+                continue;
+            }
+
             DenseTensor w = RandomData.GaussianMatrix(7, columns, seed: formatName.Length + granularityName.Length + columns);
             w.Row(3).Clear();
             for (int i = 0; i < w.Length; i += 11)

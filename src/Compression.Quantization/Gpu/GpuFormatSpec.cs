@@ -60,18 +60,12 @@ internal readonly struct GpuFormatSpec
         int magnitude = bits & 0x7FFF_FFFF;
         int sign = ((int)((uint)bits >> 31)) * signBit;
         int shift = 23 - mantissaBits;
-        int code;
-        if (magnitude >= (minNormalExponent + 127) << 23)
-        {
-            int rounded = magnitude + ((1 << (shift - 1)) - 1) + ((magnitude >> shift) & 1);
-            code = (rounded >> shift) - ((127 - bias) << mantissaBits);
-        }
-        else
-        {
-            float magic = BitConverter.Int32BitsToSingle((minNormalExponent - mantissaBits + 23 + 127) << 23);
-            code = BitConverter.SingleToInt32Bits(BitConverter.Int32BitsToSingle(magnitude) + magic) - BitConverter.SingleToInt32Bits(magic);
-        }
-
+        // Both candidates, then a select: branches here diverge within a warp (small formats have many subnormals).
+        int rounded = magnitude + ((1 << (shift - 1)) - 1) + ((magnitude >> shift) & 1);
+        int normal = (rounded >> shift) - ((127 - bias) << mantissaBits);
+        float magic = BitConverter.Int32BitsToSingle((minNormalExponent - mantissaBits + 23 + 127) << 23);
+        int subnormal = BitConverter.SingleToInt32Bits(BitConverter.Int32BitsToSingle(magnitude) + magic) - BitConverter.SingleToInt32Bits(magic);
+        int code = magnitude >= (minNormalExponent + 127) << 23 ? normal : subnormal;
         return (code < maxCode ? code : maxCode) | sign;
     }
 

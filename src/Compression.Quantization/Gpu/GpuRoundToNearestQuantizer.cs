@@ -36,7 +36,7 @@ public sealed class GpuRoundToNearestQuantizer
 
     private static readonly object s_partialStats = new(), s_reduceMax = new(), s_tensorScale = new(), s_channelScales = new(),
         s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_warpGroups = new(), s_warpEncode = new(), s_dequantize = new(),
-        s_rowQuads = new(), s_groupQuads = new(), s_tensorAbsMax = new(), s_tensorScaleFromBits = new();
+        s_rowQuads = new(), s_groupSixteens = new(), s_tensorAbsMax = new(), s_tensorScaleFromBits = new();
 
     private static readonly object s_generalStats = new(), s_generalScales = new(), s_generalEncode = new(), s_generalDequantize = new(),
         s_nf4Offset = new(), s_nf4Double = new();
@@ -282,7 +282,7 @@ public sealed class GpuRoundToNearestQuantizer
         long total = (long)rows * columns;
         bool perChannel = layout.SegmentsPerRow == 1 && layout.SegmentWidth >= columns && layout.GroupRows == rows;
         bool groups = !perChannel && layout.GroupRows == rows && layout.SegmentWidth is 16 or 32 or 64 or 128 && columns % layout.SegmentWidth == 0 &&
-                      spec.Element != GpuElementKind.IntegerAsymmetric && layout.SegmentWidth / 4 <= _gpu.Accelerator.WarpSize;
+                      spec.Element != GpuElementKind.IntegerAsymmetric && layout.SegmentWidth / 16 <= _gpu.Accelerator.WarpSize;
         if (columns % 4 != 0 || spec.CodeBits is not (8 or 4) || total / 4 > int.MaxValue || !(perChannel || groups) ||
             (perChannel && spec.ScaleKind is not (GpuScaleKind.Integer or GpuScaleKind.FloatMax)) || _gpu.Accelerator.WarpSize < 32)
         {
@@ -318,10 +318,18 @@ public sealed class GpuRoundToNearestQuantizer
             fromBits(1, absMaxBits, tensorScale);
         }
 
-        var groupQuads = _gpu.GetOrLoadKernel(s_groupQuads, a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, ArrayView<uint>, ArrayView<ushort>, GpuFormatSpec, int>(QuadKernels.GroupQuads));
-        groupQuads((quads + 31) / 32 * 32, weightQuads, scales, tensorScale, packed8, packed4, spec, quads);
+        RunGroupKernel(weightQuads, packed, scales, tensorScale, spec, total, quads);
         return true;
+    }
+
+    /// <summary>The group kernel: sixteen weights per thread (<see cref="QuadKernels.GroupSixteens"/>).</summary>
+    private void RunGroupKernel(ArrayView<Float4> weightQuads, ArrayView<byte> packed, ArrayView<float> scales, ArrayView<float> tensorScale,
+        GpuFormatSpec spec, long total, int quads)
+    {
+        var groupSixteens = _gpu.GetOrLoadKernel(s_groupSixteens, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, ArrayView<ulong>, GpuFormatSpec, int>(QuadKernels.GroupSixteens));
+        int sixteens = quads / 4;
+        groupSixteens((sixteens + 31) / 32 * 32, weightQuads, scales, tensorScale, packed.SubView(0, total * spec.CodeBits / 8).Cast<ulong>(), spec, sixteens);
     }
 
     /// <summary>Decodes a quantized tensor on the device; equals <see cref="CompressedTensor.Decompress"/> bit for bit.</summary>

@@ -297,7 +297,9 @@ internal static class QuantizeKernels
                 value = ((float)code - zeros[group]) * scale;
                 break;
             case GpuElementKind.MxInt8:
-                value = (sbyte)(byte)code / 64f * scale;
+                // Sign-extended by arithmetic, not by an (sbyte) cast: on CUDA, ILGPU 1.5 turned that cast chain into
+                // an unsigned value (the H100 check of GpuBench caught it; the CPU simulator runs .NET's own cast).
+                value = ((code ^ 0x80) - 0x80) / 64f * scale;
                 break;
             default:
                 float element = GpuFormatSpec.DecodeMiniFloat(code, spec.MantissaBits, spec.Bias, spec.MinNormalExponent, spec.SignBit);
@@ -321,12 +323,14 @@ internal static class QuantizeKernels
     {
         switch (spec.Element)
         {
+            // Clamp, then round (equal, since the bounds are integers): the clamped value suits the cheap rounding.
             case GpuElementKind.IntegerSymmetric:
-                return scale == 0 ? spec.Offset : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + spec.Offset, spec.Low), spec.High);
+                return scale == 0 ? spec.Offset
+                    : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(x / scale, spec.Low - spec.Offset), spec.High - spec.Offset)) + spec.Offset;
             case GpuElementKind.IntegerAsymmetric:
-                return scale == 0 ? zero : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + zero, 0), spec.High);
+                return scale == 0 ? zero : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(x / scale, -zero), spec.High - zero)) + zero;
             case GpuElementKind.MxInt8:
-                return (int)MathF.Min(MathF.Max(MathF.Round(x / scale * 64f), -127f), 127f) & 0xFF;
+                return (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(x / scale * 64f, -127f), 127f)) & 0xFF;
             default:
             {
                 float divisor = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * tensorScale : scale;
