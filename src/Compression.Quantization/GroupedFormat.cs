@@ -244,14 +244,15 @@ internal abstract class GroupedFormat : NumberFormat
         return new GroupScales(scales, Encoding(options)) { ZeroPoints = zeros, Global = tensorScale, Thresholds = thresholds };
     }
 
-    internal sealed override QuantizedTensor Quantize(DenseTensor weight, RtnOptions options, CancellationToken cancellationToken)
+    internal sealed override QuantizedTensor Quantize(DenseTensor weight, RtnOptions options, CancellationToken cancellationToken,
+        QuantizedTensorStorage? storage = null)
     {
         int rows = weight.Rows, columns = weight.Columns;
         Granularity granularity = options.EffectiveGranularity;
         var layout = new ScaleLayout(granularity, rows, columns);
         int stride = PackedRowLength(columns);
         // Every byte is written by the row packers, so the array need not be zeroed first.
-        byte[] packed = GC.AllocateUninitializedArray<byte>(rows * stride);
+        byte[] packed = storage?.PackedCodes ?? GC.AllocateUninitializedArray<byte>(rows * stride);
         int badRow = -1;
         Memory<float> data = weight.Memory;
         StatisticsKind kind = Statistics(options);
@@ -261,8 +262,8 @@ internal abstract class GroupedFormat : NumberFormat
         if (ScalesAreLocal(options) && layout.GroupRows == rows)
         {
             float tensorScale = UsesTensorScale && weight.Length > 0 ? TensorScale(AbsMax(data, rows, columns, parallel)) : 1f;
-            var values = new float[layout.GroupCount];
-            byte[]? zeros = options.Symmetric ? null : new byte[layout.GroupCount];
+            float[] values = storage?.Scales ?? new float[layout.GroupCount];
+            byte[]? zeros = options.Symmetric ? null : storage?.ZeroPoints ?? new byte[layout.GroupCount];
             // Byte-wide codes are their own packing: encode straight into the result, skipping a copy.
             bool direct = CodeBits == 8 && stride == columns;
             Parallel.For(0, rows, parallel, () => new byte[columns], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r, state, codes) =>

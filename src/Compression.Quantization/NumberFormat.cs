@@ -151,8 +151,9 @@ public abstract class NumberFormat
         }
     }
 
-    /// <summary>Quantizes a finite matrix (already validated).</summary>
-    internal abstract QuantizedTensor Quantize(DenseTensor weight, RtnOptions options, CancellationToken cancellationToken);
+    /// <summary>Quantizes a finite matrix (already validated), into <paramref name="storage"/> when one is given.</summary>
+    internal abstract QuantizedTensor Quantize(DenseTensor weight, RtnOptions options, CancellationToken cancellationToken,
+        QuantizedTensorStorage? storage = null);
 
     /// <summary>Writes the dense reconstruction of <paramref name="tensor"/>.</summary>
     internal abstract void Dequantize(QuantizedTensor tensor, Span<float> destination);

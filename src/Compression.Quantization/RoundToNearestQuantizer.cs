@@ -57,4 +57,33 @@ public sealed class RoundToNearestQuantizer : ICompressor
         // at memory speed an extra read would cost a third of the run.
         return Options.Format.Quantize(weight, Options, context.CancellationToken);
     }
+
+    /// <summary>
+    /// Quantizes into reusable <paramref name="storage"/> (same checks as <see cref="Compress"/>): the result views the
+    /// storage, so nothing is allocated for row-local scales. The storage must have been created for these options and
+    /// this weight's shape; quantizing into it again overwrites every result that views it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The storage was made for other options or another shape, or the weight is invalid.</exception>
+    public QuantizedTensor Quantize(DenseTensor weight, QuantizedTensorStorage storage, CompressionContext? context = null)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(storage);
+        if (weight.Rank != 2)
+        {
+            throw new ArgumentException($"rtn: the weight must be a matrix [out, in]; got rank {weight.Rank}.", nameof(weight));
+        }
+
+        if (storage.Options != Options || storage.Rows != weight.Rows || storage.Columns != weight.Columns)
+        {
+            throw new ArgumentException(
+                $"rtn: the storage holds {storage.Rows}×{storage.Columns} results of {storage.Options.Format}; the weight is " +
+                $"{weight.Rows}×{weight.Columns} and this quantizer's format is {Options.Format} (create the storage with these options and shape).",
+                nameof(storage));
+        }
+
+        context ??= CompressionContext.Default;
+        context.CancellationToken.ThrowIfCancellationRequested();
+        Options.Validate(weight.Rows, weight.Columns);
+        return Options.Format.Quantize(weight, Options, context.CancellationToken, storage);
+    }
 }

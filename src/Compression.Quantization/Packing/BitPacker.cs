@@ -26,7 +26,7 @@ public static class BitPacker
 
     /// <summary>Packs the low <paramref name="bits"/> bits of each code. Unused high bits of the last byte are zero.</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <see cref="PackedLength"/>.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Pack(ReadOnlySpan<byte> codes, int bits, Span<byte> destination)
     {
         int length = PackedLength(codes.Length, bits);
@@ -65,7 +65,7 @@ public static class BitPacker
 
     /// <summary>Unpacks <paramref name="destination"/>.Length codes.</summary>
     /// <exception cref="ArgumentException"><paramref name="packed"/> is too short for that many codes.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Unpack(ReadOnlySpan<byte> packed, int bits, Span<byte> destination)
     {
         int length = PackedLength(destination.Length, bits);
@@ -103,7 +103,7 @@ public static class BitPacker
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     private static void Pack4(ReadOnlySpan<byte> codes, Span<byte> destination)
     {
         int pairs = codes.Length / 2;
@@ -135,7 +135,7 @@ public static class BitPacker
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     private static void Pack2(ReadOnlySpan<byte> codes, Span<byte> destination)
     {
         int length = PackedLength(codes.Length, 2);

@@ -21,7 +21,7 @@ public static class TritPacker
 
     /// <summary>Packs trits (each 0, 1 or 2).</summary>
     /// <exception cref="ArgumentException">A trit exceeds 2, or <paramref name="destination"/> is too short.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Pack(ReadOnlySpan<byte> trits, Span<byte> destination)
     {
         int length = PackedLength(trits.Length);
@@ -51,7 +51,7 @@ public static class TritPacker
 
     /// <summary>Unpacks <paramref name="destination"/>.Length trits.</summary>
     /// <exception cref="ArgumentException"><paramref name="packed"/> is too short, or holds a byte above 242.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Unpack(ReadOnlySpan<byte> packed, Span<byte> destination)
     {
         int length = PackedLength(destination.Length);

@@ -35,7 +35,7 @@ internal interface IBlockScaleRule
 internal static class BlockPrimitives
 {
     /// <summary>Quantizes a row; returns false, leaving the rest undone, at the first block holding NaN or ±∞.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static bool QuantizeRow<TRule>(ReadOnlySpan<float> row, int blockSize, MiniFloatCodec codec, TRule rule, float tensorScale,
         Span<float> scales, Span<byte> codes)
         where TRule : struct, IBlockScaleRule
@@ -140,7 +140,7 @@ internal static class BlockPrimitives
     /// rule, then each block is encoded against its broadcast divisor. Returns the number of blocks done (a multiple
     /// of 8), or −1 at a group holding NaN or ±∞.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     private static int EightBlocksAtATime<TRule>(ReadOnlySpan<float> row, int blockSize, MiniFloatPrimitives.VectorEncoder encoder, TRule rule,
         float tensorScale, Span<float> scales, Span<byte> codes)
         where TRule : struct, IBlockScaleRule

@@ -16,7 +16,7 @@ public static class IntegerPrimitives
     /// is 0 (an all-zero group: no division, no NaN).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="codes"/> is shorter than <paramref name="x"/>.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Quantize(ReadOnlySpan<float> x, float scale, int zero, int low, int high, Span<byte> codes)
     {
         if (codes.Length < x.Length)
@@ -62,7 +62,7 @@ public static class IntegerPrimitives
 
     /// <summary><c>destination[i] = (codes[i] − zero) · scale</c>.</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <paramref name="codes"/>.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Dequantize(ReadOnlySpan<byte> codes, float scale, int zero, Span<float> destination)
     {
         if (destination.Length < codes.Length)

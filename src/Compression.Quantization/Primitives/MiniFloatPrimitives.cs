@@ -17,7 +17,7 @@ public static class MiniFloatPrimitives
     /// <paramref name="scale"/> is 0 (an all-zero group).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="codes"/> is shorter than <paramref name="x"/>.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Quantize(MiniFloatCodec codec, ReadOnlySpan<float> x, float scale, bool saturate, Span<byte> codes)
     {
         if (codes.Length < x.Length)
@@ -64,7 +64,7 @@ public static class MiniFloatPrimitives
 
     /// <summary><c>destination[i] = codec.Decode(codes[i]) · scale</c>.</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <paramref name="codes"/>.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Dequantize(MiniFloatCodec codec, ReadOnlySpan<byte> codes, float scale, Span<float> destination)
     {
         if (destination.Length < codes.Length)
