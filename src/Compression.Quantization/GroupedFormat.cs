@@ -99,33 +99,30 @@ internal struct GroupStats
         if (Vector256.IsHardwareAccelerated && x.Length >= 8)
         {
             ref float source = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
-            // Four independent accumulators keep the max units busy; NaN (the only value unequal to itself) is noted
-            // separately because the native max does not propagate it.
-            Vector256<float> m0 = Vector256<float>.Zero, m1 = m0, m2 = m0, m3 = m0;
-            Vector256<float> ok = Vector256<float>.AllBitsSet;
+            // On the bits: non-negative floats order like their patterns and NaN patterns lie above +∞'s, so integer
+            // maxima of |x|'s bits give the absmax and keep any NaN visible (a pattern above +∞ is read back as NaN).
+            // Four independent accumulators keep the max units busy.
+            Vector256<int> magnitude = Vector256.Create(0x7FFF_FFFF);
+            Vector256<int> m0 = Vector256<int>.Zero, m1 = m0, m2 = m0, m3 = m0;
             for (; i <= x.Length - 32; i += 32)
             {
-                Vector256<float> v0 = Vector256.LoadUnsafe(ref source, (nuint)i), v1 = Vector256.LoadUnsafe(ref source, (nuint)i + 8);
-                Vector256<float> v2 = Vector256.LoadUnsafe(ref source, (nuint)i + 16), v3 = Vector256.LoadUnsafe(ref source, (nuint)i + 24);
-                m0 = Vector256.MaxNative(m0, Vector256.Abs(v0));
-                m1 = Vector256.MaxNative(m1, Vector256.Abs(v1));
-                m2 = Vector256.MaxNative(m2, Vector256.Abs(v2));
-                m3 = Vector256.MaxNative(m3, Vector256.Abs(v3));
-                ok &= Vector256.Equals(v0, v0) & Vector256.Equals(v1, v1) & Vector256.Equals(v2, v2) & Vector256.Equals(v3, v3);
+                m0 = Vector256.Max(m0, Vector256.LoadUnsafe(ref source, (nuint)i).AsInt32() & magnitude);
+                m1 = Vector256.Max(m1, Vector256.LoadUnsafe(ref source, (nuint)i + 8).AsInt32() & magnitude);
+                m2 = Vector256.Max(m2, Vector256.LoadUnsafe(ref source, (nuint)i + 16).AsInt32() & magnitude);
+                m3 = Vector256.Max(m3, Vector256.LoadUnsafe(ref source, (nuint)i + 24).AsInt32() & magnitude);
             }
 
             for (; i <= x.Length - 8; i += 8)
             {
-                Vector256<float> v = Vector256.LoadUnsafe(ref source, (nuint)i);
-                m0 = Vector256.MaxNative(m0, Vector256.Abs(v));
-                ok &= Vector256.Equals(v, v);
+                m0 = Vector256.Max(m0, Vector256.LoadUnsafe(ref source, (nuint)i).AsInt32() & magnitude);
             }
 
-            Vector256<float> m = Vector256.MaxNative(Vector256.MaxNative(m0, m1), Vector256.MaxNative(m2, m3));
-            Vector128<float> half = Vector128.Max(m.GetLower(), m.GetUpper());
+            Vector256<int> m = Vector256.Max(Vector256.Max(m0, m1), Vector256.Max(m2, m3));
+            Vector128<int> half = Vector128.Max(m.GetLower(), m.GetUpper());
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
             half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(1, 0, 3, 2)));
-            max = ok.AsInt32() == Vector256<int>.AllBitsSet ? half.ToScalar() : float.NaN;
+            int bits = half.ToScalar();
+            max = bits > 0x7F80_0000 ? float.NaN : BitConverter.Int32BitsToSingle(bits);
         }
 
         for (; i < x.Length; i++)
@@ -273,24 +270,12 @@ internal abstract class GroupedFormat : NumberFormat
                 Span<byte> target = direct ? packed.AsSpan(r * stride, stride) : codes;
                 if (HasRowKernel)
                 {
-                    // Chunks of whole blocks, each preceded by a prefetch of the same columns of the next row.
-                    int chunk = Math.Max(1, CachePrefetch.Chunk / layout.SegmentWidth) * layout.SegmentWidth;
-                    for (int start = 0; start < columns; start += chunk)
+                    // (No prefetch of the next row here: these kernels are arithmetic-bound and measured slower with it.)
+                    if (!QuantizeRow(row, tensorScale, values.AsSpan(r * layout.SegmentsPerRow, layout.SegmentsPerRow), target))
                     {
-                        int length = Math.Min(chunk, columns - start);
-                        if (!next.IsEmpty)
-                        {
-                            CachePrefetch.Request(next.Slice(start, length));
-                        }
-
-                        int firstBlock = r * layout.SegmentsPerRow + start / layout.SegmentWidth;
-                        int blocks = (length + layout.SegmentWidth - 1) / layout.SegmentWidth;
-                        if (!QuantizeRow(row.Slice(start, length), tensorScale, values.AsSpan(firstBlock, blocks), target.Slice(start, length)))
-                        {
-                            Interlocked.CompareExchange(ref badRow, r, -1);
-                            state.Stop();
-                            return codes;
-                        }
+                        Interlocked.CompareExchange(ref badRow, r, -1);
+                        state.Stop();
+                        return codes;
                     }
 
                     if (!direct)

@@ -24,7 +24,7 @@ internal sealed class FloatFormat(MiniFloatCodec codec) : GroupedFormat
         new(RoundScale(stats.AbsMax / Codec.MaxNormal, options.ScaleStorage), 0, 1f, 0);
 
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
-        MiniFloatPrimitives.Quantize(Codec, x, parameters.Scale, options.Saturate, codes);
+        MiniFloatPrimitives.QuantizeFinite(Codec, x, parameters.Scale, options.Saturate, codes);
 
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
         MiniFloatPrimitives.Dequantize(Codec, codes, tensor.ScalesArray[group], destination);

@@ -78,7 +78,7 @@ internal sealed class MicroscalingFormat : GroupedFormat
         float scale = parameters.Scale;
         if (Element is MiniFloatCodec element)
         {
-            MiniFloatPrimitives.Quantize(element, x, scale, saturate: true, codes);
+            MiniFloatPrimitives.QuantizeFinite(element, x, scale, saturate: true, codes);
         }
         else
         {

@@ -72,7 +72,7 @@ internal sealed class Nvfp4Format : GroupedFormat
     private static readonly MiniFloatPrimitives.VectorEncoder s_scaleEncoder = new(MiniFloatCodec.Fp8E4M3);
 
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
-        MiniFloatPrimitives.Quantize(MiniFloatCodec.Fp4E2M1, x, parameters.Scale * parameters.TensorScale, saturate: true, codes);
+        MiniFloatPrimitives.QuantizeFinite(MiniFloatCodec.Fp4E2M1, x, parameters.Scale * parameters.TensorScale, saturate: true, codes);
 
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
         MiniFloatPrimitives.Dequantize(MiniFloatCodec.Fp4E2M1, codes, tensor.ScalesArray[group] * tensor.GlobalScale, destination);

@@ -71,7 +71,7 @@ internal static class BlockPrimitives
 
                 float scale = rule.Scale(absMax, tensorScale);
                 scales[b] = scale;
-                MiniFloatPrimitives.Quantize(codec, x, rule.Divisor(scale, tensorScale), saturate: true, codes.Slice(start, length));
+                MiniFloatPrimitives.QuantizeFinite(codec, x, rule.Divisor(scale, tensorScale), saturate: true, codes.Slice(start, length));
                 continue;
             }
 
@@ -106,18 +106,18 @@ internal static class BlockPrimitives
                 // x / 2^e and x · 2^-e are the same exact scaling, rounded alike: multiply (the rule is a struct, so the
                 // JIT drops the branch not taken).
                 Vector256<float> reciprocal = Vector256.Create(1f / divisor);
-                c0 = encoder.Encode(v0 * reciprocal);
-                c1 = encoder.Encode(v1 * reciprocal);
-                c2 = vectorsPerBlock == 4 ? encoder.Encode(v2 * reciprocal) : Vector256<int>.Zero;
-                c3 = vectorsPerBlock == 4 ? encoder.Encode(v3 * reciprocal) : Vector256<int>.Zero;
+                c0 = encoder.EncodeNotNaN(v0 * reciprocal);
+                c1 = encoder.EncodeNotNaN(v1 * reciprocal);
+                c2 = vectorsPerBlock == 4 ? encoder.EncodeNotNaN(v2 * reciprocal) : Vector256<int>.Zero;
+                c3 = vectorsPerBlock == 4 ? encoder.EncodeNotNaN(v3 * reciprocal) : Vector256<int>.Zero;
             }
             else
             {
                 Vector256<float> d = Vector256.Create(divisor);
-                c0 = encoder.Encode(v0 / d);
-                c1 = encoder.Encode(v1 / d);
-                c2 = vectorsPerBlock == 4 ? encoder.Encode(v2 / d) : Vector256<int>.Zero;
-                c3 = vectorsPerBlock == 4 ? encoder.Encode(v3 / d) : Vector256<int>.Zero;
+                c0 = encoder.EncodeNotNaN(v0 / d);
+                c1 = encoder.EncodeNotNaN(v1 / d);
+                c2 = vectorsPerBlock == 4 ? encoder.EncodeNotNaN(v2 / d) : Vector256<int>.Zero;
+                c3 = vectorsPerBlock == 4 ? encoder.EncodeNotNaN(v3 / d) : Vector256<int>.Zero;
             }
 
             if (vectorsPerBlock == 4)
@@ -150,30 +150,34 @@ internal static class BlockPrimitives
         ref float source = ref MemoryMarshal.GetReference(row);
         ref byte target = ref MemoryMarshal.GetReference(codes);
         ref float scaleTarget = ref MemoryMarshal.GetReference(scales);
-        Vector256<float> infinity = Vector256.Create(float.PositiveInfinity);
         for (int g = 0; g < groups; g++)
         {
             nuint first = (nuint)(g * 8 * blockSize);
-            Vector256<float> notNaN = Vector256<float>.AllBitsSet;
-            Vector256<float> m0 = BlockMax(ref source, first, vectorsPerBlock, ref notNaN);
-            Vector256<float> m1 = BlockMax(ref source, first + (nuint)blockSize, vectorsPerBlock, ref notNaN);
-            Vector256<float> m2 = BlockMax(ref source, first + (nuint)(2 * blockSize), vectorsPerBlock, ref notNaN);
-            Vector256<float> m3 = BlockMax(ref source, first + (nuint)(3 * blockSize), vectorsPerBlock, ref notNaN);
-            Vector256<float> m4 = BlockMax(ref source, first + (nuint)(4 * blockSize), vectorsPerBlock, ref notNaN);
-            Vector256<float> m5 = BlockMax(ref source, first + (nuint)(5 * blockSize), vectorsPerBlock, ref notNaN);
-            Vector256<float> m6 = BlockMax(ref source, first + (nuint)(6 * blockSize), vectorsPerBlock, ref notNaN);
-            Vector256<float> m7 = BlockMax(ref source, first + (nuint)(7 * blockSize), vectorsPerBlock, ref notNaN);
-            Vector256<float> maxima = ReduceEight(m0, m1, m2, m3, m4, m5, m6, m7);
-            if (notNaN.AsInt32() != Vector256<int>.AllBitsSet || Vector256.EqualsAny(maxima, infinity))
+            Vector256<float> m0 = BlockMax(ref source, first, vectorsPerBlock);
+            Vector256<float> m1 = BlockMax(ref source, first + (nuint)blockSize, vectorsPerBlock);
+            Vector256<float> m2 = BlockMax(ref source, first + (nuint)(2 * blockSize), vectorsPerBlock);
+            Vector256<float> m3 = BlockMax(ref source, first + (nuint)(3 * blockSize), vectorsPerBlock);
+            Vector256<float> m4 = BlockMax(ref source, first + (nuint)(4 * blockSize), vectorsPerBlock);
+            Vector256<float> m5 = BlockMax(ref source, first + (nuint)(5 * blockSize), vectorsPerBlock);
+            Vector256<float> m6 = BlockMax(ref source, first + (nuint)(6 * blockSize), vectorsPerBlock);
+            Vector256<float> m7 = BlockMax(ref source, first + (nuint)(7 * blockSize), vectorsPerBlock);
+            // The reduction's float maxima are exact on these (possibly NaN-patterned) bits only while they are finite,
+            // so test first: any lane at or above +∞'s pattern holds ∞ or NaN.
+            Vector256<int> any = Vector256.Max(Vector256.Max(Vector256.Max(m0.AsInt32(), m1.AsInt32()), Vector256.Max(m2.AsInt32(), m3.AsInt32())),
+                Vector256.Max(Vector256.Max(m4.AsInt32(), m5.AsInt32()), Vector256.Max(m6.AsInt32(), m7.AsInt32())));
+            if (Vector256.GreaterThanOrEqualAny(any, Vector256.Create(0x7F80_0000)))
             {
                 return -1;
             }
 
+            Vector256<float> maxima = ReduceEight(m0, m1, m2, m3, m4, m5, m6, m7);
             Vector256<float> blockScales = rule.Scales(maxima, tensorScale);
             blockScales.StoreUnsafe(ref scaleTarget, (nuint)(g * 8));
             Vector256<float> divisors = rule.Divisors(blockScales, tensorScale);
 
-            // Powers of two: the reciprocal is exact, so multiplying equals dividing; otherwise divide.
+            // Powers of two: the reciprocal is exact, so multiplying equals dividing; otherwise divide. (A division-free
+            // quotient, one multiply and two fused multiply-adds after Markstein, gives the same bits but measured
+            // slower than the divider on the cores we target.)
             Vector256<float> factors = rule.DivisorIsPowerOfTwo ? Vector256<float>.One / divisors : divisors;
             Vector256<int> zeroDivisor = Vector256.Equals(divisors, Vector256<float>.Zero).AsInt32();
             for (int k = 0; k < 8; k++)
@@ -182,12 +186,12 @@ internal static class BlockPrimitives
                 Vector256<float> factor = Avx2.PermuteVar8x32(factors, lane);
                 Vector256<int> keep = ~Avx2.PermuteVar8x32(zeroDivisor, lane);
                 nuint n = first + (nuint)(k * blockSize);
-                Vector256<int> c0 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n), factor, rule.DivisorIsPowerOfTwo));
-                Vector256<int> c1 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n + 8), factor, rule.DivisorIsPowerOfTwo));
+                Vector256<int> c0 = keep & encoder.EncodeNotNaN(Scaled(Vector256.LoadUnsafe(ref source, n), factor, rule.DivisorIsPowerOfTwo));
+                Vector256<int> c1 = keep & encoder.EncodeNotNaN(Scaled(Vector256.LoadUnsafe(ref source, n + 8), factor, rule.DivisorIsPowerOfTwo));
                 if (vectorsPerBlock == 4)
                 {
-                    Vector256<int> c2 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n + 16), factor, rule.DivisorIsPowerOfTwo));
-                    Vector256<int> c3 = keep & encoder.Encode(Scaled(Vector256.LoadUnsafe(ref source, n + 24), factor, rule.DivisorIsPowerOfTwo));
+                    Vector256<int> c2 = keep & encoder.EncodeNotNaN(Scaled(Vector256.LoadUnsafe(ref source, n + 16), factor, rule.DivisorIsPowerOfTwo));
+                    Vector256<int> c3 = keep & encoder.EncodeNotNaN(Scaled(Vector256.LoadUnsafe(ref source, n + 24), factor, rule.DivisorIsPowerOfTwo));
                     Vector256.Narrow(Vector256.Narrow(c0, c1), Vector256.Narrow(c2, c3)).AsByte().StoreUnsafe(ref target, n);
                 }
                 else
@@ -200,25 +204,28 @@ internal static class BlockPrimitives
         return groups * 8;
     }
 
+    // Range of the division-free quotient: the remainder x − d·y is exact while exponent(d) + exponent(y) ≥ −103.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Scaled(Vector256<float> x, Vector256<float> factor, bool multiply) => multiply ? x * factor : x / factor;
 
-    /// <summary>max |x| over one block (lane-wise, 8 lanes left), NaNs noted in <paramref name="notNaN"/>.</summary>
+    /// <summary>
+    /// max |x| over one block, lane-wise (8 lanes left), computed on the bits: non-negative floats order like their
+    /// bit patterns, and NaN patterns lie above +∞'s, so one integer max both finds the absmax and keeps any NaN or ∞
+    /// visible to a single test of the result (see <see cref="EightBlocksAtATime"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> BlockMax(ref float source, nuint start, int vectorsPerBlock, ref Vector256<float> notNaN)
+    private static Vector256<float> BlockMax(ref float source, nuint start, int vectorsPerBlock)
     {
-        Vector256<float> v0 = Vector256.LoadUnsafe(ref source, start), v1 = Vector256.LoadUnsafe(ref source, start + 8);
-        Vector256<float> m = Vector256.MaxNative(Vector256.Abs(v0), Vector256.Abs(v1));
-        Vector256<float> ok = Vector256.Equals(v0, v0) & Vector256.Equals(v1, v1);
+        Vector256<int> magnitude = Vector256.Create(0x7FFF_FFFF);
+        Vector256<int> m = Vector256.Max(Vector256.LoadUnsafe(ref source, start).AsInt32() & magnitude,
+            Vector256.LoadUnsafe(ref source, start + 8).AsInt32() & magnitude);
         if (vectorsPerBlock == 4)
         {
-            Vector256<float> v2 = Vector256.LoadUnsafe(ref source, start + 16), v3 = Vector256.LoadUnsafe(ref source, start + 24);
-            m = Vector256.MaxNative(m, Vector256.MaxNative(Vector256.Abs(v2), Vector256.Abs(v3)));
-            ok &= Vector256.Equals(v2, v2) & Vector256.Equals(v3, v3);
+            m = Vector256.Max(m, Vector256.Max(Vector256.LoadUnsafe(ref source, start + 16).AsInt32() & magnitude,
+                Vector256.LoadUnsafe(ref source, start + 24).AsInt32() & magnitude));
         }
 
-        notNaN &= ok;
-        return m;
+        return m.AsSingle();
     }
 
     /// <summary>Lane k of the result is the maximum of the eight lanes of m_k (max is exact in any order).</summary>

@@ -18,7 +18,22 @@ public static class MiniFloatPrimitives
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="codes"/> is shorter than <paramref name="x"/>.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    public static void Quantize(MiniFloatCodec codec, ReadOnlySpan<float> x, float scale, bool saturate, Span<byte> codes)
+    public static void Quantize(MiniFloatCodec codec, ReadOnlySpan<float> x, float scale, bool saturate, Span<byte> codes) =>
+        Quantize<MayBeNaN>(codec, x, scale, saturate, codes);
+
+    /// <summary><see cref="Quantize(MiniFloatCodec, ReadOnlySpan{float}, float, bool, Span{byte})"/> for finite
+    /// <paramref name="x"/> (the quantizers check finiteness first): the encoder skips its NaN select.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    internal static void QuantizeFinite(MiniFloatCodec codec, ReadOnlySpan<float> x, float scale, bool saturate, Span<byte> codes) =>
+        Quantize<Finite>(codec, x, scale, saturate, codes);
+
+    private struct MayBeNaN;
+
+    private struct Finite;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Quantize<TInput>(MiniFloatCodec codec, ReadOnlySpan<float> x, float scale, bool saturate, Span<byte> codes)
+        where TInput : struct
     {
         if (codes.Length < x.Length)
         {
@@ -41,17 +56,17 @@ public static class MiniFloatPrimitives
             for (; i <= x.Length - 32; i += 32)
             {
                 nuint n = (nuint)i;
-                Vector256<int> a = kernel.Encode(Vector256.LoadUnsafe(ref source, n) / s);
-                Vector256<int> b = kernel.Encode(Vector256.LoadUnsafe(ref source, n + 8) / s);
-                Vector256<int> c = kernel.Encode(Vector256.LoadUnsafe(ref source, n + 16) / s);
-                Vector256<int> d = kernel.Encode(Vector256.LoadUnsafe(ref source, n + 24) / s);
+                Vector256<int> a = Encode<TInput>(kernel, Vector256.LoadUnsafe(ref source, n) / s);
+                Vector256<int> b = Encode<TInput>(kernel, Vector256.LoadUnsafe(ref source, n + 8) / s);
+                Vector256<int> c = Encode<TInput>(kernel, Vector256.LoadUnsafe(ref source, n + 16) / s);
+                Vector256<int> d = Encode<TInput>(kernel, Vector256.LoadUnsafe(ref source, n + 24) / s);
                 Vector256.Narrow(Vector256.Narrow(a, b), Vector256.Narrow(c, d)).AsByte().StoreUnsafe(ref target, n);
             }
 
             // Blocks of 16 (NVFP4) and 32 (MX) and row tails: eight at a time.
             for (; i <= x.Length - 8; i += 8)
             {
-                Vector256<short> half = Vector256.Narrow(kernel.Encode(Vector256.LoadUnsafe(ref source, (nuint)i) / s), Vector256<int>.Zero);
+                Vector256<short> half = Vector256.Narrow(Encode<TInput>(kernel, Vector256.LoadUnsafe(ref source, (nuint)i) / s), Vector256<int>.Zero);
                 Unsafe.WriteUnaligned(ref Unsafe.Add(ref target, i), Vector256.Narrow(half, Vector256<short>.Zero).AsUInt64().ToScalar());
             }
         }
@@ -61,6 +76,11 @@ public static class MiniFloatPrimitives
             codes[i] = codec.Encode(x[i] / scale, saturate);
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Encode<TInput>(in VectorEncoder encoder, Vector256<float> y)
+        where TInput : struct =>
+        typeof(TInput) == typeof(Finite) ? encoder.EncodeNotNaN(y) : encoder.Encode(y);
 
     /// <summary><c>destination[i] = codec.Decode(codes[i]) · scale</c>.</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <paramref name="codes"/>.</exception>
@@ -120,18 +140,31 @@ public static class MiniFloatPrimitives
         {
             Vector256<int> bits = y.AsInt32();
             Vector256<int> magnitude = bits & Vector256.Create(0x7FFF_FFFF);
-            Vector256<int> sign = (bits >>> 31) * Vector256.Create(_signBit);
+            Vector256<int> sign = (bits >> 31) & Vector256.Create(_signBit);
             Vector256<int> isNaN = Vector256.GreaterThan(magnitude, Vector256.Create(0x7F80_0000));
+            Vector256<int> nan = Vector256.Create(_nanCode) | (_nanHasSign ? sign : Vector256<int>.Zero);
+            return Vector256.ConditionalSelect(isNaN, nan, EncodeMagnitude(magnitude) | sign);
+        }
 
+        /// <summary><see cref="Encode"/> for inputs that are never NaN (quotients of finite weights by positive
+        /// scales, ±∞ included): the NaN select is skipped.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<int> EncodeNotNaN(Vector256<float> y)
+        {
+            Vector256<int> bits = y.AsInt32();
+            return EncodeMagnitude(bits & Vector256.Create(0x7FFF_FFFF)) | ((bits >> 31) & Vector256.Create(_signBit));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private Vector256<int> EncodeMagnitude(Vector256<int> magnitude)
+        {
             int shift = 23 - _mantissaBits;
             Vector256<int> rounded = magnitude + Vector256.Create((1 << (shift - 1)) - 1) + ((magnitude >>> shift) & Vector256<int>.One);
             Vector256<int> normal = (rounded >>> shift) - Vector256.Create(_rebias);
             Vector256<float> magic = Vector256.Create(_subnormalMagic);
             Vector256<int> subnormal = (magnitude.AsSingle() + magic).AsInt32() - magic.AsInt32();
             Vector256<int> isNormal = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create((int)_minNormalBits));
-            Vector256<int> code = Vector256.Min(Vector256.ConditionalSelect(isNormal, normal, subnormal), Vector256.Create(_maxCode)) | sign;
-            Vector256<int> nan = Vector256.Create(_nanCode) | (_nanHasSign ? sign : Vector256<int>.Zero);
-            return Vector256.ConditionalSelect(isNaN, nan, code);
+            return Vector256.Min(Vector256.ConditionalSelect(isNormal, normal, subnormal), Vector256.Create(_maxCode));
         }
     }
 }
