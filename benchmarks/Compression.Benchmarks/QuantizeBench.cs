@@ -19,8 +19,13 @@ public class QuantizeBench
     private byte[] _copySource = [];
     private byte[] _copyDestination = [];
 
-    [Params("int8/per-channel", "int4/group-128", "int3/group-128", "int2/group-128", "fp8-e4m3/per-channel", "fp8-e5m2/per-channel",
-        "fp6-e2m3/per-channel", "fp4-e2m1/group-128", "mxfp8-e4m3", "mxfp6-e2m3", "mxfp4", "mxint8", "nvfp4", "nf4", "ternary-absmean/per-channel")]
+    /// <summary>Every scheme, or those named in COMPRESSION_BENCH_SCHEMES (comma-separated) for a shorter run.</summary>
+    public static IEnumerable<string> Schemes() =>
+        Environment.GetEnvironmentVariable("COMPRESSION_BENCH_SCHEMES")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ??
+        ["int8/per-channel", "int4/group-128", "int3/group-128", "int2/group-128", "fp8-e4m3/per-channel", "fp8-e5m2/per-channel",
+         "fp6-e2m3/per-channel", "fp4-e2m1/group-128", "mxfp8-e4m3", "mxfp6-e2m3", "mxfp4", "mxint8", "nvfp4", "nf4", "ternary-absmean/per-channel"];
+
+    [ParamsSource(nameof(Schemes))]
     public string Scheme { get; set; } = "";
 
     [GlobalSetup]
