@@ -104,7 +104,7 @@ using (gpu)
         {
             // Name the first differing element: what a fix needs to reproduce the case.
             byte[] cpuCodes = cpu.UnpackCodes(), deviceCodes = device.UnpackCodes();
-            int at = Array.FindIndex(cpuCodes, i => true) is var _ ? Enumerable.Range(0, cpuCodes.Length).First(i => cpuCodes[i] != deviceCodes[i]) : 0;
+            int at = Enumerable.Range(0, cpuCodes.Length).First(i => cpuCodes[i] != deviceCodes[i]);
             int row = at / checkColumns;
             float value = check.Span[at];
             Console.WriteLine($"  first at ({row}, {at % checkColumns}): w = {value:R} (0x{BitConverter.SingleToInt32Bits(value):X8}), " +
