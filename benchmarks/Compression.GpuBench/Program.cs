@@ -9,6 +9,7 @@ using ILGPU.Backends;
 using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;
 using System.Globalization;
+using Compression.Gpu.Calibration;
 using Compression.Gpu.Runtime;
 using Compression.Quantization;
 using Compression.Quantization.Gpu;
@@ -139,6 +140,18 @@ using (gpu)
         double bytes = 4.0 * elements + (double)stride * size + 4.0 * groups;
         double bandwidth = bytes / (ms * 1e-3) / 1e9;
         Console.WriteLine($"{name,-22} {ms,8:F3} ms {bandwidth,7:F0} GB/s {100 * bandwidth / copyBandwidth,7:F1}%");
+    }
+
+    // 3. The GPTQ Hessian on the device: M ← α·M + β·XᵀX for the layer sizes (upper triangle computed).
+    foreach ((int columns, int rows) in new[] { (1024, 4096), (4096, 2048) })
+    {
+        using var hessian = new GpuHessianAccumulator(gpu, columns);
+        DenseTensor x = RandomWeight(rows, columns, seed: columns);
+        using MemoryBuffer1D<float, Stride1D.Dense> batch = accelerator.Allocate1D<float>(x.Length);
+        batch.View.BaseView.CopyFromCPU(x.Span);
+        double ms = Median(Math.Min(repetitions, 20), () => hessian.Add(batch.View, rows), accelerator);
+        double flops = 2.0 * columns * columns * rows;
+        Console.WriteLine($"hessian {columns}×{columns} from {rows} rows {ms,8:F3} ms {flops / (ms * 1e-3) / 1e12,6:F1} TFLOP/s (full-matrix equivalent)");
     }
 
     return failures == 0 ? 0 : 1;

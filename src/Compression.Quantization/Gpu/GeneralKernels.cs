@@ -135,7 +135,7 @@ internal static class GeneralKernels
 
         float low = Mul(MathF.Min(min, 0), shrink), high = Mul(MathF.Max(max, 0), shrink);
         float scale = Checked((high - low) / spec.High, spec, overflow);
-        zero = scale == 0 ? 0 : (int)MathF.Min(MathF.Max(MathF.Round(-low / scale), 0f), spec.High);
+        zero = scale == 0 ? 0 : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(-low / scale, 0f), spec.High));
         return scale;
     }
 
@@ -164,7 +164,7 @@ internal static class GeneralKernels
             {
                 float low = Mul(MathF.Min(min, 0), p), high = Mul(MathF.Max(max, 0), p);
                 scale = (high - low) / spec.High;
-                zero = scale == 0 ? 0 : MathF.Min(MathF.Max(MathF.Round(-low / scale), 0f), spec.High);
+                zero = scale == 0 ? 0 : QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(-low / scale, 0f), spec.High));
                 lo = 0;
             }
 
@@ -180,7 +180,7 @@ internal static class GeneralKernels
                 for (int c = 0; c < length; c++)
                 {
                     float v = weight[offset + c];
-                    float q = MathF.Min(MathF.Max(MathF.Round(v / scale) + zero, lo), spec.High);
+                    float q = QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(v / scale, lo - zero), spec.High - zero)) + zero;
                     error += Math.Pow(MathF.Abs(Mul(q - zero, scale) - v), spec.ClipNorm);
                 }
             }
@@ -258,11 +258,11 @@ internal static class GeneralKernels
         switch (spec.Element)
         {
             case GeneralElement.IntegerSymmetric:
-                return scale == 0 ? spec.Offset : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + spec.Offset, spec.Low), spec.High);
+                return scale == 0 ? spec.Offset : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(x / scale, spec.Low - spec.Offset), spec.High - spec.Offset)) + spec.Offset;
             case GeneralElement.IntegerAsymmetric:
             {
                 int zero = zeros[group];
-                return scale == 0 ? zero : (int)MathF.Min(MathF.Max(MathF.Round(x / scale) + zero, 0f), spec.High);
+                return scale == 0 ? zero : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(x / scale, -zero), spec.High - zero)) + zero;
             }
 
             case GeneralElement.MiniFloat:
@@ -286,7 +286,7 @@ internal static class GeneralKernels
             }
 
             case GeneralElement.TernaryAbsMean:
-                return scale == 0 ? 1 : (int)(MathF.Min(MathF.Max(MathF.Round(x / scale), -1f), 1f) + 1);
+                return scale == 0 ? 1 : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(x / scale, -1f), 1f)) + 1;
             default:
                 return MathF.Abs(x) > thresholds[group] ? (x > 0 ? 2 : 0) : 1;
         }

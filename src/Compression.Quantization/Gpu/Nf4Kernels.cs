@@ -48,7 +48,7 @@ internal static class Nf4Kernels
         secondScales[block] = scale;
         for (int g = start; g < end; g++)
         {
-            int code = scale == 0 ? 0 : (int)MathF.Min(MathF.Max(MathF.Round((scales[g] - offset) / scale), -127f), 127f);
+            int code = scale == 0 ? 0 : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max((scales[g] - offset) / scale, -127f), 127f));
             codes[g] = (byte)(code & 0xFF);
             scales[g] = MathF.Max(GeneralKernels.Mul(code, scale) + offset, 0f);
         }

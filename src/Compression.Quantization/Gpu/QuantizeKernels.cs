@@ -132,7 +132,7 @@ internal static class QuantizeKernels
                 {
                     float low = MathF.Min(min, 0), high = MathF.Max(max, 0);
                     float scale = (high - low) / spec.High;
-                    zero = (int)(scale == 0 ? 0 : MathF.Min(MathF.Max(MathF.Round(-low / scale), 0), spec.High));
+                    zero = scale == 0 ? 0 : (int)QuadKernels.RoundHalfEven(MathF.Min(MathF.Max(-low / scale, 0), spec.High));
                     return scale;
                 }
 

@@ -1,0 +1,72 @@
+using Compression.Calibration;
+using Compression.Gpu.Calibration;
+using Compression.Gpu.Runtime;
+using Compression.Tensors;
+using Compression.Testing;
+
+namespace Compression.Gpu.Tests;
+
+/// <summary>The device Hessian on ILGPU's CPU simulator against the CPU accumulator (float64 sums).</summary>
+[Collection("Gpu")]
+public sealed class GpuHessianAccumulatorTests : IDisposable
+{
+    private readonly GpuContext _gpu = GpuContext.CreateCpuSimulator();
+
+    public void Dispose() => _gpu.Dispose();
+
+    [Theory]
+    [InlineData(1, new[] { 3 })]
+    [InlineData(64, new[] { 16, 1 })]
+    [InlineData(70, new[] { 17, 40, 5 })]
+    [InlineData(130, new[] { 33, 64 })]
+    public void DeviceHessian_MatchesTheCpuAccumulator(int columns, int[] batches)
+    {
+        var cpu = new HessianAccumulator(columns);
+        using var gpu = new GpuHessianAccumulator(_gpu, columns);
+        int seed = columns;
+        foreach (int rows in batches)
+        {
+            DenseTensor x = RandomData.GaussianMatrix(rows, columns, seed++);
+            for (int i = 0; i < x.Length; i += 7)
+            {
+                x.Span[i] *= 10;                  // uneven magnitudes across features
+            }
+
+            cpu.Add(x);
+            gpu.Add(x);
+        }
+
+        Assert.Equal(cpu.SampleCount, gpu.SampleCount);
+        double[] expected = cpu.GetHessian(), actual = gpu.GetHessian();
+        double error = 0, norm = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            error += (expected[i] - actual[i]) * (expected[i] - actual[i]);
+            norm += expected[i] * expected[i];
+        }
+
+        Assert.True(Math.Sqrt(error / norm) < 1e-5, $"relative Frobenius error {Math.Sqrt(error / norm):E2}");
+        for (int i = 0; i < columns; i++)
+        {
+            for (int j = 0; j < i; j++)
+            {
+                Assert.Equal(actual[i * columns + j], actual[j * columns + i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Reset_AndBadInput()
+    {
+        using var gpu = new GpuHessianAccumulator(_gpu, 8);
+        gpu.Add(RandomData.GaussianMatrix(4, 8, seed: 1));
+        gpu.Reset();
+        Assert.Equal(0, gpu.SampleCount);
+        Assert.All(gpu.GetHessian(), v => Assert.Equal(0.0, v));
+        Assert.Throws<ArgumentException>("activations", () => gpu.Add(RandomData.GaussianMatrix(4, 9, seed: 2)));
+        DenseTensor nan = RandomData.GaussianMatrix(2, 8, seed: 3);
+        nan[1, 3] = float.NaN;
+        Assert.Throws<ArgumentException>("activations", () => gpu.Add(nan));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GpuHessianAccumulator(_gpu, 0));
+    }
+}
