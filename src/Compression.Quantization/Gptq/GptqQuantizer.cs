@@ -85,7 +85,7 @@ public sealed class GptqQuantizer : ICompressor
     internal GptqTensor Quantize(DenseTensor weight, double[] hessian, CompressionContext? context = null)
     {
         context ??= CompressionContext.Default;
-        CompressorArguments.Validate(new RoundToNearestQuantizer(Options.Quantization), weight, context);
+        CompressorArguments.Validate(WeightOnly.Instance, weight, context);
         ArgumentNullException.ThrowIfNull(hessian);
         Options.Validate(weight.Rows, weight.Columns);
         ValidateHessian(hessian, weight.Columns, nameof(hessian));
@@ -335,6 +335,18 @@ public sealed class GptqQuantizer : ICompressor
         }
 
         return result;
+    }
+
+    /// <summary>Names GPTQ in the weight checks of the explicit-Hessian entry point, which has no accumulator to check.</summary>
+    private sealed class WeightOnly : ICompressor
+    {
+        public static WeightOnly Instance { get; } = new();
+
+        public string Name => "gptq";
+
+        public CalibrationRequirements Requirements => CalibrationRequirements.None;
+
+        public CompressedTensor Compress(DenseTensor weight, CompressionContext context) => throw new NotSupportedException();
     }
 
     private static int[] Inverse(int[] order)
