@@ -386,6 +386,31 @@ internal abstract class GroupedFormat : NumberFormat
         }
     }
 
+    // ---- Single-segment hooks for algorithms that quantize one group at a time against changing values (GPTQ). ----
+
+    /// <summary>Whether <see cref="DecodeSegment(ReadOnlySpan{byte}, in SegmentParameters, RtnOptions, Span{float})"/> is implemented, i.e.
+    /// a group's values can be coded and decoded from its <see cref="SegmentParameters"/> alone.</summary>
+    internal virtual bool SupportsSegmentCodec => false;
+
+    /// <summary>The scale encoding a result of these options carries.</summary>
+    internal ScaleEncoding ScaleEncodingFor(RtnOptions options) => Encoding(options);
+
+    /// <summary>The per-tensor scale from an absmax (NVFP4's g); 1 for formats without one.</summary>
+    internal float TensorScaleFor(float tensorAbsMax) => UsesTensorScale ? TensorScale(tensorAbsMax) : 1f;
+
+    /// <summary>The parameters the format chooses for a group holding exactly the values <paramref name="x"/> (one row's
+    /// segment), the same as the whole-matrix driver chooses for the same values.</summary>
+    internal virtual SegmentParameters ChooseSegment(ReadOnlySpan<float> x, float tensorScale, RtnOptions options) =>
+        ChooseGroup(GroupStats.Of(x, Statistics(options)), tensorScale, options);
+
+    /// <summary>Encodes values against a group's parameters (finite inputs); one code per byte.</summary>
+    internal void EncodeSegmentWith(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
+        EncodeSegment(x, parameters, options, codes);
+
+    /// <summary>Decodes codes of one group from its parameters, as <see cref="Dequantize"/> would.</summary>
+    internal virtual void DecodeSegment(ReadOnlySpan<byte> codes, in SegmentParameters parameters, RtnOptions options, Span<float> destination) =>
+        throw new NotSupportedException($"{Name} cannot decode a segment from its parameters alone.");
+
     /// <summary>Names the first non-finite weight in rows [firstRow, firstRow + count), the policy of every format.</summary>
     private static void ThrowIfNonFinite(DenseTensor weight, int firstRow, int count = 1)
     {

@@ -26,6 +26,11 @@ internal sealed class FloatFormat(MiniFloatCodec codec) : GroupedFormat
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
         MiniFloatPrimitives.QuantizeFinite(Codec, x, parameters.Scale, options.Saturate, codes);
 
+    internal override bool SupportsSegmentCodec => true;
+
+    internal override void DecodeSegment(ReadOnlySpan<byte> codes, in SegmentParameters parameters, RtnOptions options, Span<float> destination) =>
+        MiniFloatPrimitives.Dequantize(Codec, codes, parameters.Scale, destination);
+
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
         MiniFloatPrimitives.Dequantize(Codec, codes, tensor.ScalesArray[group], destination);
 }

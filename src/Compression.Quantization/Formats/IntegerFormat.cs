@@ -66,6 +66,25 @@ internal sealed class IntegerFormat : GroupedFormat
         return new GroupScales(scales, options.ScaleStorage) { ZeroPoints = zeros };
     }
 
+    internal override bool SupportsSegmentCodec => true;
+
+    internal override SegmentParameters ChooseSegment(ReadOnlySpan<float> x, float tensorScale, RtnOptions options)
+    {
+        GroupStats stats = GroupStats.Of(x, Statistics(options));
+        if (options.Clipping is null)
+        {
+            return ChooseShrunk(stats, 1f, options);
+        }
+
+        // The range search reads the group's values through a layout: view them as a one-row matrix of one group.
+        var single = new DenseTensor(x.ToArray(), 1, x.Length);
+        var layout = new ScaleLayout(Granularity.PerChannel, 1, x.Length);
+        return ChooseShrunk(stats, SearchShrink(single, layout, 0, stats, options), options);
+    }
+
+    internal override void DecodeSegment(ReadOnlySpan<byte> codes, in SegmentParameters parameters, RtnOptions options, Span<float> destination) =>
+        IntegerPrimitives.Dequantize(codes, parameters.Scale, options.Symmetric ? Offset : parameters.Zero, destination);
+
     private SegmentParameters ChooseShrunk(in GroupStats stats, float shrink, RtnOptions options)
     {
         int levels = (1 << Bits) - 1;

@@ -90,10 +90,17 @@ internal sealed class MicroscalingFormat : GroupedFormat
         }
     }
 
+    internal override bool SupportsSegmentCodec => true;
+
+    private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
+        Decode(codes, tensor.ScalesArray[group], destination);
+
+    internal override void DecodeSegment(ReadOnlySpan<byte> codes, in SegmentParameters parameters, RtnOptions options, Span<float> destination) =>
+        Decode(codes, parameters.Scale, destination);
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination)
+    private void Decode(ReadOnlySpan<byte> codes, float scale, Span<float> destination)
     {
-        float scale = tensor.ScalesArray[group];
         if (Element is MiniFloatCodec element)
         {
             MiniFloatPrimitives.Dequantize(element, codes, scale, destination);

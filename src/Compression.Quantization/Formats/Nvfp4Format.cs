@@ -74,6 +74,12 @@ internal sealed class Nvfp4Format : GroupedFormat
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
         MiniFloatPrimitives.QuantizeFinite(MiniFloatCodec.Fp4E2M1, x, parameters.Scale * parameters.TensorScale, saturate: true, codes);
 
+    internal override bool SupportsSegmentCodec => true;
+
+    // The same product s_b·g as the tensor decoder, so a segment decodes to the same floats either way.
+    internal override void DecodeSegment(ReadOnlySpan<byte> codes, in SegmentParameters parameters, RtnOptions options, Span<float> destination) =>
+        MiniFloatPrimitives.Dequantize(MiniFloatCodec.Fp4E2M1, codes, parameters.Scale * parameters.TensorScale, destination);
+
     private protected override void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination) =>
         MiniFloatPrimitives.Dequantize(MiniFloatCodec.Fp4E2M1, codes, tensor.ScalesArray[group] * tensor.GlobalScale, destination);
 }

@@ -1,0 +1,362 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Numerics.Tensors;
+using System.Threading.Tasks;
+using Compression.Tensors;
+using Microsoft.Extensions.Logging;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// GPTQ ("GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers", Frantar et al., 2022):
+/// quantizes a weight column by column and spreads each column's rounding error over the columns not yet quantized
+/// through the inverse of the layer's input Hessian H = 2·XᵀX/n, minimizing ‖(W − Q)·Xᵀ‖² greedily. Works for every
+/// integer, FP, MX and NVFP4 format of <see cref="RtnOptions"/>, per-channel or per-group.
+/// </summary>
+/// <remarks>
+/// <para>Steps (docs/gptq.md has the maths): inputs never active (H_jj = 0) get H_jj = 1 and a zero weight column;
+/// with act-order the columns are permuted by descending diag(H); λ = <see cref="GptqOptions.DampeningPercent"/>·mean(diag H)
+/// is added to the diagonal and U, the upper Cholesky factor of (H + λI)⁻¹, is computed in float64 (λ grows by
+/// <see cref="GptqOptions.DampeningGrowth"/> while the factorization fails, each retry logged). Then, in blocks of
+/// <see cref="GptqOptions.BlockSize"/> columns: each column j is quantized, its error e = (w_j − q_j)/U_jj is fed to
+/// the rest of the block at once, and after the block the remaining columns get the batched update W −= E·U[block, rest]
+/// (a matrix product). Weights are float32 during the sweep, as in the reference implementation.</para>
+/// <para>A group's scale is chosen by the format itself (the same rule as round-to-nearest) from the group's current,
+/// error-updated values when the sweep reaches its first column; per-channel, that is the (dead-zeroed) original row.
+/// NVFP4's tensor scale comes from the original weight's absmax, since it must be fixed before any group is coded.
+/// With <see cref="GptqOptions.StaticGroups"/> every group's scale is chosen up front from the original weight.</para>
+/// <para>Rows are independent given U, so each block runs in parallel over tiles of rows; progress is reported per
+/// block and cancellation is checked per block.</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// var hessian = new HessianAccumulator(weight.Columns);
+/// foreach (DenseTensor batch in layerInputs) hessian.Add(batch);
+/// var gptq = new GptqQuantizer(GptqOptions.W4Group128);
+/// GptqTensor q = gptq.Quantize(weight, CompressionContext.Default with { InputHessian = hessian });
+/// </code>
+/// </example>
+public sealed class GptqQuantizer : ICompressor
+{
+    private const int TileRows = 16;
+
+    /// <summary>Creates a quantizer.</summary>
+    /// <exception cref="ArgumentException">The options cannot be used with GPTQ (see <see cref="GptqOptions.Validate()"/>).</exception>
+    public GptqQuantizer(GptqOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Options = options;
+    }
+
+    /// <summary>The options.</summary>
+    public GptqOptions Options { get; }
+
+    /// <inheritdoc/>
+    public string Name => "gptq";
+
+    /// <inheritdoc/>
+    public CalibrationRequirements Requirements => CalibrationRequirements.InputHessian;
+
+    /// <inheritdoc/>
+    public CompressedTensor Compress(DenseTensor weight, CompressionContext context) => Quantize(weight, context);
+
+    /// <summary>Quantizes with a typed result (same checks as <see cref="Compress"/>).</summary>
+    /// <exception cref="ArgumentException">The weight is not a finite matrix, the Hessian is missing, of the wrong size or
+    /// not finite, or the options do not fit the weight's shape.</exception>
+    /// <exception cref="InvalidOperationException">H + λI could not be factorized within
+    /// <see cref="GptqOptions.MaxDampeningAttempts"/> attempts.</exception>
+    /// <exception cref="OperationCanceledException">The context's token was cancelled.</exception>
+    public GptqTensor Quantize(DenseTensor weight, CompressionContext context)
+    {
+        CompressorArguments.Validate(this, weight, context);
+        Options.Validate(weight.Rows, weight.Columns);
+        double[] hessian = context.InputHessian!.GetHessian();
+        ValidateHessian(hessian, weight.Columns, nameof(context));
+        return Run(weight, hessian, context);
+    }
+
+    /// <summary>Quantizes against an explicit Hessian (c × c, row-major), for tests and callers with their own statistics.</summary>
+    /// <exception cref="ArgumentException">The weight or the Hessian is invalid.</exception>
+    internal GptqTensor Quantize(DenseTensor weight, double[] hessian, CompressionContext? context = null)
+    {
+        context ??= CompressionContext.Default;
+        CompressorArguments.Validate(WeightOnly.Instance, weight, context);
+        ArgumentNullException.ThrowIfNull(hessian);
+        Options.Validate(weight.Rows, weight.Columns);
+        ValidateHessian(hessian, weight.Columns, nameof(hessian));
+        return Run(weight, hessian, context);
+    }
+
+    private static void ValidateHessian(double[] hessian, int columns, string paramName)
+    {
+        if (hessian.Length != (long)columns * columns)
+        {
+            throw new ArgumentException($"gptq: the Hessian holds {hessian.Length} values; the weight's {columns} columns need {columns}×{columns}.", paramName);
+        }
+
+        for (int i = 0; i < hessian.Length; i++)
+        {
+            if (!double.IsFinite(hessian[i]))
+            {
+                throw new ArgumentException(
+                    $"gptq: the input Hessian holds {hessian[i]} at ({i / columns}, {i % columns}); it must be finite (check the calibration activations for overflow).",
+                    paramName);
+            }
+        }
+
+        for (int j = 0; j < columns; j++)
+        {
+            if (hessian[j * columns + j] < 0)
+            {
+                throw new ArgumentException(
+                    $"gptq: the input Hessian has H[{j},{j}] = {hessian[j * columns + j]} < 0; a Hessian 2·XᵀX/n has a non-negative diagonal.", paramName);
+            }
+        }
+    }
+
+    private GptqTensor Run(DenseTensor weight, double[] hessian, CompressionContext context)
+    {
+        var clock = Stopwatch.StartNew();
+        int rows = weight.Rows, columns = weight.Columns;
+        RtnOptions rtn = Options.Quantization;
+        var format = (GroupedFormat)rtn.Format;
+        Granularity granularity = rtn.EffectiveGranularity;
+        var layout = new ScaleLayout(granularity, rows, columns);
+        int groupSize = Math.Max(layout.SegmentWidth, 1), groups = layout.SegmentsPerRow;
+        bool perGroup = granularity is PerGroupGranularity;
+        bool staticGroups = Options.StaticGroups && perGroup;
+        // Blocks hold whole groups, so a group's first column sees every earlier error of its row already applied.
+        int block = perGroup ? (Options.BlockSize >= groupSize ? Options.BlockSize / groupSize * groupSize : groupSize) : Options.BlockSize;
+        block = Math.Max(1, Math.Min(block, Math.Max(columns, 1)));
+        var parallel = new ParallelOptions { CancellationToken = context.CancellationToken };
+
+        float[] w = weight.Span.ToArray();
+        float tensorScale = format.TensorScaleFor(weight.Length == 0 ? 0 : MathF.Abs(TensorPrimitives.MaxMagnitude(weight.Span)));
+
+        // Dead inputs: no calibration signal, so their weights cannot matter to the objective; zero them and give H a
+        // unit diagonal there so it stays invertible.
+        double[] h = (double[])hessian.Clone();
+        int dead = 0;
+        for (int j = 0; j < columns; j++)
+        {
+            if (h[j * columns + j] == 0)
+            {
+                h[j * columns + j] = 1;
+                dead++;
+                for (int r = 0; r < rows; r++)
+                {
+                    w[r * columns + j] = 0;
+                }
+            }
+        }
+
+        var parameters = new SegmentParameters[rows * groups];
+        if (staticGroups)
+        {
+            Parallel.For(0, rows, parallel, r =>
+            {
+                ReadOnlySpan<float> row = w.AsSpan(r * columns, columns);
+                for (int s = 0; s < groups; s++)
+                {
+                    (int start, int length) = layout.Segment(s);
+                    parameters[r * groups + s] = format.ChooseSegment(row.Slice(start, length), tensorScale, rtn);
+                }
+            });
+        }
+
+        // Act-order: most-active inputs first (a stable sort, so equal diagonals keep their order and runs are reproducible).
+        int[] order = Options.ActOrder
+            ? Enumerable.Range(0, columns).OrderByDescending(j => h[j * columns + j]).ToArray()
+            : Enumerable.Range(0, columns).ToArray();
+        float[] wp = Permute(w, rows, columns, order);
+        double[] hp = PermuteSymmetric(h, columns, order);
+        int[] groupOfColumn = staticGroups ? order.Select(j => j / groupSize).ToArray() : [];
+
+        (double[] upper64, double lambda, double percent, int attempts) = Factorize(hp, columns, context);
+        var upper = new float[upper64.Length];
+        for (int i = 0; i < upper.Length; i++)
+        {
+            upper[i] = (float)upper64[i];
+        }
+
+        var codes = new byte[rows * columns];
+        var errors = new float[rows * block];
+        var columnLoss = new double[columns];
+        int blocks = (columns + block - 1) / block;
+        int tiles = (rows + TileRows - 1) / TileRows;
+        for (int b = 0; b < blocks; b++)
+        {
+            context.CancellationToken.ThrowIfCancellationRequested();
+            int first = b * block, end = Math.Min(first + block, columns), width = end - first;
+            Parallel.For(0, tiles, parallel, t =>
+            {
+                int r0 = t * TileRows, count = Math.Min(TileRows, rows - r0);
+                for (int r = r0; r < r0 + count; r++)
+                {
+                    GptqKernels.QuantizeRowBlock(format, rtn, wp.AsSpan(r * columns, columns), upper, first, end, groupSize, groupOfColumn,
+                        parameters.AsSpan(r * groups, groups), tensorScale, codes.AsSpan(r * columns, columns), errors.AsSpan(r * block, width));
+                }
+
+                if (end < columns)
+                {
+                    // The lazy batch update: W[tile, end:] −= E[tile, block] · U[block, end:].
+                    GptqLinearAlgebra.MultiplySubtract<float>(errors.AsSpan(r0 * block), block, upper.AsSpan(first * columns + end), columns,
+                        wp.AsSpan(r0 * columns + end), columns, count, width, columns - end);
+                }
+            });
+
+            for (int k = 0; k < width; k++)
+            {
+                double loss = 0;
+                for (int r = 0; r < rows; r++)
+                {
+                    double e = errors[r * block + k];
+                    loss += e * e;
+                }
+
+                columnLoss[first + k] = loss / 2;
+            }
+
+            context.Progress?.Report(new CompressionProgress("gptq", context.LayerName, b + 1, blocks));
+        }
+
+        // Static groups are contiguous in the original order: store that order. Otherwise store the processing order,
+        // where dynamic groups are contiguous.
+        int[] stored = order;
+        if (staticGroups && Options.ActOrder)
+        {
+            codes = Permute(codes, rows, columns, Inverse(order));
+            stored = Enumerable.Range(0, columns).ToArray();
+        }
+
+        QuantizedTensor quantized = Pack(format, rtn, granularity, rows, columns, codes, parameters, tensorScale);
+        var partial = new GptqTensor(quantized, stored);
+
+        DenseTensor reconstruction = partial.Decompress();
+        var delta = new double[rows * columns];
+        ReadOnlySpan<float> original = weight.Span, approximation = reconstruction.Span;
+        for (int i = 0; i < delta.Length; i++)
+        {
+            delta[i] = (double)original[i] - approximation[i];
+        }
+
+        double objective = rows == 0 || columns == 0 ? 0 : GptqLinearAlgebra.SumOfQuadraticForms(delta, rows, columns, hessian) / 2;
+        var losses = new double[columns];
+        for (int k = 0; k < columns; k++)
+        {
+            losses[order[k]] = columnLoss[k];
+        }
+
+        var report = new GptqReport(objective, losses, losses.Sum(), lambda, percent, attempts, dead, order, clock.Elapsed);
+        return new GptqTensor(quantized, stored, report);
+    }
+
+    /// <summary>U with UᵀU = (H + λI)⁻¹, raising λ geometrically while the factorization fails.</summary>
+    private (double[] Upper, double Lambda, double Percent, int Attempts) Factorize(double[] h, int columns, CompressionContext context)
+    {
+        double meanDiagonal = 0;
+        for (int j = 0; j < columns; j++)
+        {
+            meanDiagonal += h[j * columns + j];
+        }
+
+        meanDiagonal /= Math.Max(columns, 1);
+        double percent = Options.DampeningPercent;
+        for (int attempt = 1; ; attempt++)
+        {
+            double lambda = percent * meanDiagonal;
+            if (GptqLinearAlgebra.TryUpperFactorOfInverse(h, columns, lambda, out double[] upper))
+            {
+                if (attempt > 1)
+                {
+                    context.Logger.LogInformation("gptq {Layer}: H + λI factorized with λ = {Percent:G3}·mean(diag H) after {Attempts} attempts.",
+                        context.LayerName ?? "(unnamed layer)", percent, attempt);
+                }
+
+                return (upper, lambda, percent, attempt);
+            }
+
+            if (attempt >= Options.MaxDampeningAttempts)
+            {
+                throw new InvalidOperationException(
+                    $"gptq{(context.LayerName is null ? "" : $" {context.LayerName}")}: the input Hessian is not positive definite even with " +
+                    $"dampening λ = {percent:G3}·mean(diag H) after {attempt} Cholesky attempts (growth ×{Options.DampeningGrowth:G3}). " +
+                    "Collect more calibration samples, or raise DampeningPercent or MaxDampeningAttempts.");
+            }
+
+            context.Logger.LogWarning("gptq {Layer}: Cholesky of H + λI failed with λ = {Percent:G3}·mean(diag H); retrying with {Next:G3}.",
+                context.LayerName ?? "(unnamed layer)", percent, percent * Options.DampeningGrowth);
+            percent *= Options.DampeningGrowth;
+        }
+    }
+
+    private static QuantizedTensor Pack(GroupedFormat format, RtnOptions rtn, Granularity granularity, int rows, int columns, byte[] codes,
+        SegmentParameters[] parameters, float tensorScale)
+    {
+        int stride = format.PackedRowLength(columns);
+        var packed = new byte[rows * stride];
+        Parallel.For(0, rows, r => format.PackRow(codes.AsSpan(r * columns, columns), packed.AsSpan(r * stride, stride)));
+        float[] scales = Array.ConvertAll(parameters, p => p.Scale);
+        byte[]? zeros = rtn.Symmetric ? null : Array.ConvertAll(parameters, p => p.Zero);
+        return new QuantizedTensor(format, granularity, rows, columns, packed, stride, scales, format.ScaleEncodingFor(rtn), zeros, tensorScale);
+    }
+
+    /// <summary>result[r, k] = source[r, order[k]].</summary>
+    private static T[] Permute<T>(T[] source, int rows, int columns, int[] order)
+    {
+        var result = new T[source.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            int offset = r * columns;
+            for (int k = 0; k < columns; k++)
+            {
+                result[offset + k] = source[offset + order[k]];
+            }
+        }
+
+        return result;
+    }
+
+    private static double[] PermuteSymmetric(double[] h, int n, int[] order)
+    {
+        var result = new double[h.Length];
+        for (int a = 0; a < n; a++)
+        {
+            int source = order[a] * n;
+            for (int b = 0; b < n; b++)
+            {
+                result[a * n + b] = h[source + order[b]];
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Names GPTQ in the weight checks of the explicit-Hessian entry point, which has no accumulator to check.</summary>
+    private sealed class WeightOnly : ICompressor
+    {
+        public static WeightOnly Instance { get; } = new();
+
+        public string Name => "gptq";
+
+        public CalibrationRequirements Requirements => CalibrationRequirements.None;
+
+        public CompressedTensor Compress(DenseTensor weight, CompressionContext context) => throw new NotSupportedException();
+    }
+
+    private static int[] Inverse(int[] order)
+    {
+        var inverse = new int[order.Length];
+        for (int k = 0; k < order.Length; k++)
+        {
+            inverse[order[k]] = k;
+        }
+
+        return inverse;
+    }
+}

@@ -1,0 +1,159 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Compression.Safetensors;
+using Compression.Serialization;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// A matrix quantized by <see cref="GptqQuantizer"/>: a <see cref="QuantizedTensor"/> whose columns are stored in an
+/// order where every group is contiguous, plus the permutation back to the original column order.
+/// </summary>
+/// <remarks>
+/// <para>Without act-order, and with <see cref="GptqOptions.StaticGroups"/>, the stored order is the original one and
+/// <see cref="Permutation"/> is the identity. With act-order and dynamic groups the stored order is the processing
+/// order (descending diag(H)), where groups are consecutive; a kernel then either reorders the activations by
+/// <see cref="Permutation"/> or reads each original column's group from <see cref="GroupIndex"/> (the reference's
+/// <c>g_idx</c>).</para>
+/// <para>Serialized as kind "gptq": the nested quantized tensor under <c>.quantized</c> and the permutation as an
+/// int32 tensor <c>.permutation</c>. The <see cref="Report"/> is not stored.</para>
+/// </remarks>
+public sealed class GptqTensor : CompressedTensor
+{
+    internal const string KindName = "gptq";
+
+    private readonly int[] _permutation;
+    private readonly int[] _groupIndex;
+    private readonly bool _identity;
+
+    /// <summary>Wraps a quantized matrix stored in permuted column order.</summary>
+    /// <param name="quantized">The codes and scales, columns in stored order.</param>
+    /// <param name="permutation">Stored column → original column; null for the identity.</param>
+    /// <param name="report">The run's report, when known.</param>
+    /// <exception cref="ArgumentException"><paramref name="permutation"/> is not a permutation of the columns.</exception>
+    public GptqTensor(QuantizedTensor quantized, IReadOnlyList<int>? permutation = null, GptqReport? report = null)
+        : base(quantized?.Rows ?? 0, quantized?.Columns ?? 0)
+    {
+        ArgumentNullException.ThrowIfNull(quantized);
+        _permutation = permutation is null ? Enumerable.Range(0, quantized.Columns).ToArray() : permutation.ToArray();
+        if (!IsPermutation(_permutation, quantized.Columns))
+        {
+            throw new ArgumentException($"The permutation must hold each of the {quantized.Columns} column indices exactly once.", nameof(permutation));
+        }
+
+        Quantized = quantized;
+        Report = report;
+        _identity = _permutation.Select((p, i) => p == i).All(x => x);
+        int groupSize = quantized.Layout.SegmentWidth;
+        _groupIndex = new int[Columns];
+        for (int stored = 0; stored < Columns; stored++)
+        {
+            _groupIndex[_permutation[stored]] = stored / groupSize;
+        }
+    }
+
+    /// <summary>The codes and scales, columns in stored order.</summary>
+    public QuantizedTensor Quantized { get; }
+
+    /// <summary>Stored column → original column (identity without act-order or with static groups).</summary>
+    public IReadOnlyList<int> Permutation => _permutation;
+
+    /// <summary>Per original column, the index of its group along a row (the reference's <c>g_idx</c>); 0 everywhere
+    /// per-channel.</summary>
+    public IReadOnlyList<int> GroupIndex => _groupIndex;
+
+    /// <summary>Whether <see cref="Permutation"/> is the identity.</summary>
+    public bool IsIdentityOrder => _identity;
+
+    /// <summary>The run's objective, losses, dampening and time; null for a tensor read back from a checkpoint.</summary>
+    public GptqReport? Report { get; }
+
+    /// <inheritdoc/>
+    public override string Kind => KindName;
+
+    /// <inheritdoc/>
+    public override long StorageBits => Quantized.StorageBits + (IsIdentityOrder ? 0 : 32L * Columns);
+
+    /// <summary>A serializer that also reads GPTQ tensors (and the quantized tensors inside them).</summary>
+    public static CompressedTensorSerializer Register(CompressedTensorSerializer serializer)
+    {
+        ArgumentNullException.ThrowIfNull(serializer);
+        if (!serializer.Kinds.Contains(QuantizedTensor.KindName))
+        {
+            serializer = QuantizedTensor.Register(serializer);
+        }
+
+        return serializer.WithKind(KindName, Read);
+    }
+
+    /// <inheritdoc/>
+    protected override void DecompressCore(Span<float> destination)
+    {
+        if (IsIdentityOrder)
+        {
+            Quantized.DecompressTo(destination);
+            return;
+        }
+
+        var stored = new float[Rows * Columns];
+        Quantized.DecompressTo(stored);
+        for (int r = 0; r < Rows; r++)
+        {
+            ReadOnlySpan<float> source = stored.AsSpan(r * Columns, Columns);
+            Span<float> target = destination.Slice(r * Columns, Columns);
+            for (int k = 0; k < Columns; k++)
+            {
+                target[_permutation[k]] = source[k];
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void WriteTo(CompressedTensorWriter writer)
+    {
+        writer.WriteChild("quantized", Quantized);
+        writer.WriteTensor<int>("permutation", SafetensorsDType.I32, [Columns], _permutation);
+    }
+
+    private static GptqTensor Read(CompressedTensorReader reader)
+    {
+        if (reader.ReadChild("quantized") is not QuantizedTensor quantized || quantized.Rows != reader.Rows || quantized.Columns != reader.Columns)
+        {
+            throw new InvalidDataException($"GPTQ tensor '{reader.Prefix}' does not hold a {reader.Rows}×{reader.Columns} quantized tensor.");
+        }
+
+        int[] permutation = reader.ReadTensor<int>("permutation", SafetensorsDType.I32, reader.Columns);
+        if (!IsPermutation(permutation, reader.Columns))
+        {
+            throw new InvalidDataException($"GPTQ tensor '{reader.Prefix}' has a column permutation that is not one.");
+        }
+
+        return new GptqTensor(quantized, permutation);
+    }
+
+    private static bool IsPermutation(int[] values, int count)
+    {
+        if (values.Length != count)
+        {
+            return false;
+        }
+
+        var seen = new bool[count];
+        foreach (int v in values)
+        {
+            if ((uint)v >= (uint)count || seen[v])
+            {
+                return false;
+            }
+
+            seen[v] = true;
+        }
+
+        return true;
+    }
+}
