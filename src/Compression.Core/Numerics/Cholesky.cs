@@ -118,7 +118,8 @@ public static unsafe class Cholesky
     /// With P the order-reversing permutation, factor <c>P·A·P = M·Mᵀ</c>; then <c>A = (PMP)(PMP)ᵀ</c> with PMP
     /// upper triangular, so <c>A⁻¹ = (PMP)⁻ᵀ(PMP)⁻¹</c> and, by uniqueness of the factor with a positive diagonal,
     /// <c>U = (PMP)⁻¹ = P·M⁻¹·P</c>. For row-major storage, P·X·P is the reversal of the flat array. Cost: a
-    /// factorisation and a triangular inverse, about 2n³/3 + n³/3 flops, and no scratch beyond
+    /// factorisation (n³/3 flops) and a triangular inverse (n³/3 useful, about 2n³/3 executed since its GEMMs
+    /// treat the triangles as full), and scratch of at most n²/4 doubles beyond
     /// <paramref name="upper"/>; more accurate than the three-step route since A⁻¹ is never rounded.
     /// </remarks>
     /// <exception cref="ArgumentException">A span holds fewer than n² elements, or they overlap.</exception>
