@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using Compression.Numerics;
 using System.Diagnostics;
 using System.Linq;
 using System.Numerics.Tensors;
@@ -202,13 +203,14 @@ public sealed class GptqQuantizer : ICompressor
                         parameters.AsSpan(r * groups, groups), tensorScale, codes.AsSpan(r * columns, columns), errors.AsSpan(r * block, width));
                 }
 
-                if (end < columns)
-                {
-                    // The lazy batch update: W[tile, end:] −= E[tile, block] · U[block, end:].
-                    GptqLinearAlgebra.MultiplySubtract<float>(errors.AsSpan(r0 * block), block, upper.AsSpan(first * columns + end), columns,
-                        wp.AsSpan(r0 * columns + end), columns, count, width, columns - end);
-                }
             });
+
+            if (end < columns)
+            {
+                // The lazy batch update, one product for all rows: W[:, end:] −= E[:, block] · U[block, end:].
+                Gemm.Multiply(MatrixTranspose.None, MatrixTranspose.None, rows, columns - end, width, -1f, errors, block,
+                    upper.AsSpan(first * columns + end), columns, 1f, wp.AsSpan(end), columns);
+            }
 
             for (int k = 0; k < width; k++)
             {
