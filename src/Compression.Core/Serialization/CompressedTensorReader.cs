@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Diagnostics.CodeAnalysis;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
@@ -79,6 +80,9 @@ public sealed class CompressedTensorReader
         _source.Metadata.TryGetValue(Name(key), out string? value)
             ? value
             : throw new InvalidDataException($"Compressed tensor '{Prefix}' has no attribute '{Name(key)}'.");
+
+    /// <summary>Reads an optional attribute; false when it is absent.</summary>
+    public bool TryReadAttribute(string key, [NotNullWhen(true)] out string? value) => _source.Metadata.TryGetValue(Name(key), out value);
 
     /// <summary>Reads one integer attribute.</summary>
     /// <exception cref="InvalidDataException">The attribute is missing or not an integer.</exception>

@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using Compression.Quantization.Rotation;
 
 namespace Compression.Quantization;
 
@@ -91,6 +92,15 @@ public sealed record GptqOptions
     /// <see cref="ActOrder"/>. No effect per-channel. Default false.</summary>
     public bool StaticGroups { get; init; }
 
+    /// <summary>
+    /// MR-GPTQ: quantize in a block-wise Hadamard basis. The weight becomes W·Rᵀ and the Hessian R·H·Rᵀ (R block-diagonal
+    /// orthonormal, acting on the inputs), GPTQ runs there, and the result carries the rotation so inference applies R
+    /// to the activations (x' = R·x) while <see cref="CompressedTensor.Decompress"/> still returns the weight in the
+    /// original basis. Use the format's group size (16 for NVFP4, 32 for MX: <see cref="HadamardRotation.ForFormat"/>),
+    /// which spreads an outlier over the group that shares its scale. Default null (no rotation).
+    /// </summary>
+    public HadamardRotationParameters? Rotation { get; init; }
+
     /// <summary>Creates the quantizer.</summary>
     public GptqQuantizer CreateCompressor() => new(this);
 
@@ -126,5 +136,14 @@ public sealed record GptqOptions
     {
         Validate();
         Quantization.Validate(rows, columns);
+        if (Rotation is { } rotation)
+        {
+            rotation.Validate();
+            if (columns % rotation.BlockSize != 0)
+            {
+                throw new ArgumentException(
+                    $"The Hadamard rotation's block of {rotation.BlockSize} must divide the weight's {columns} columns.", nameof(Rotation));
+            }
+        }
     }
 }

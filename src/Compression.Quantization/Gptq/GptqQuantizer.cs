@@ -2,11 +2,12 @@
 // Part of the Compression library for .NET.
 
 using System;
-using Compression.Numerics;
 using System.Diagnostics;
 using System.Linq;
 using System.Numerics.Tensors;
 using System.Threading.Tasks;
+using Compression.Numerics;
+using Compression.Quantization.Rotation;
 using Compression.Tensors;
 using Microsoft.Extensions.Logging;
 
@@ -123,6 +124,15 @@ public sealed class GptqQuantizer : ICompressor
     private GptqTensor Run(DenseTensor weight, double[] hessian, CompressionContext context)
     {
         var clock = Stopwatch.StartNew();
+        HadamardRotation? rotation = Options.Rotation is { } rotationParameters ? new HadamardRotation(rotationParameters) : null;
+        if (rotation is not null)
+        {
+            // MR-GPTQ: the whole sweep, scales and objective included, happens in the rotated basis; the objective is
+            // the same there, since ‖(W − Q)Xᵀ‖ = ‖(W − Q)Rᵀ·(XRᵀ)ᵀ‖ for orthonormal R.
+            weight = rotation.RotateWeight(weight);
+            hessian = rotation.RotateHessian(hessian, weight.Columns);
+        }
+
         int rows = weight.Rows, columns = weight.Columns;
         RtnOptions rtn = Options.Quantization;
         var format = (GroupedFormat)rtn.Format;
@@ -255,7 +265,7 @@ public sealed class GptqQuantizer : ICompressor
         }
 
         var report = new GptqReport(objective, losses, losses.Sum(), lambda, percent, attempts, dead, order, clock.Elapsed);
-        return new GptqTensor(quantized, stored, report);
+        return new GptqTensor(quantized, stored, report, Options.Rotation);
     }
 
     /// <summary>U with UᵀU = (H + λI)⁻¹, raising λ geometrically while the factorization fails.</summary>

@@ -5,8 +5,10 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using Compression.Quantization.Rotation;
 using Compression.Safetensors;
 using Compression.Serialization;
+using Compression.Tensors;
 
 namespace Compression.Quantization;
 
@@ -35,11 +37,20 @@ public sealed class GptqTensor : CompressedTensor
     /// <param name="quantized">The codes and scales, columns in stored order.</param>
     /// <param name="permutation">Stored column → original column; null for the identity.</param>
     /// <param name="report">The run's report, when known.</param>
-    /// <exception cref="ArgumentException"><paramref name="permutation"/> is not a permutation of the columns.</exception>
-    public GptqTensor(QuantizedTensor quantized, IReadOnlyList<int>? permutation = null, GptqReport? report = null)
+    /// <param name="rotation">The Hadamard rotation the codes live in (MR-GPTQ), or null.</param>
+    /// <exception cref="ArgumentException"><paramref name="permutation"/> is not a permutation of the columns, or the
+    /// rotation's block does not divide them.</exception>
+    public GptqTensor(QuantizedTensor quantized, IReadOnlyList<int>? permutation = null, GptqReport? report = null,
+        HadamardRotationParameters? rotation = null)
         : base(quantized?.Rows ?? 0, quantized?.Columns ?? 0)
     {
         ArgumentNullException.ThrowIfNull(quantized);
+        if (rotation is not null && (rotation.BlockSize <= 0 || quantized.Columns % rotation.BlockSize != 0))
+        {
+            throw new ArgumentException($"The rotation's block of {rotation.BlockSize} must divide the {quantized.Columns} columns.", nameof(rotation));
+        }
+
+        Rotation = rotation;
         _permutation = permutation is null ? Enumerable.Range(0, quantized.Columns).ToArray() : permutation.ToArray();
         if (!IsPermutation(_permutation, quantized.Columns))
         {
@@ -73,6 +84,13 @@ public sealed class GptqTensor : CompressedTensor
     /// <summary>The run's objective, losses, dampening and time; null for a tensor read back from a checkpoint.</summary>
     public GptqReport? Report { get; }
 
+    /// <summary>
+    /// The block-wise Hadamard rotation R the codes were computed in (MR-GPTQ), or null. Inference with the rotated
+    /// weight (<see cref="DecompressRotated"/>) applies R to the activations first (<see cref="HadamardRotation.RotateActivations"/>);
+    /// <see cref="CompressedTensor.Decompress"/> returns the weight in the original basis.
+    /// </summary>
+    public HadamardRotationParameters? Rotation { get; }
+
     /// <inheritdoc/>
     public override string Kind => KindName;
 
@@ -91,8 +109,30 @@ public sealed class GptqTensor : CompressedTensor
         return serializer.WithKind(KindName, Read);
     }
 
+    /// <summary>The dequantized weight in the basis its codes live in: W·Rᵀ under a rotation (for inference with
+    /// rotated activations), else the same as <see cref="CompressedTensor.Decompress"/>.</summary>
+    public DenseTensor DecompressRotated()
+    {
+        var result = new DenseTensor(Rows, Columns);
+        DecompressInStoredBasis(result.Span);
+        return result;
+    }
+
     /// <inheritdoc/>
     protected override void DecompressCore(Span<float> destination)
+    {
+        if (Rotation is null)
+        {
+            DecompressInStoredBasis(destination);
+            return;
+        }
+
+        // W = (W·Rᵀ)·R: undo the rotation, R being orthonormal.
+        DenseTensor rotated = DecompressRotated();
+        new HadamardRotation(Rotation).UnrotateWeight(rotated).Span.CopyTo(destination);
+    }
+
+    private void DecompressInStoredBasis(Span<float> destination)
     {
         if (IsIdentityOrder)
         {
@@ -118,6 +158,13 @@ public sealed class GptqTensor : CompressedTensor
     {
         writer.WriteChild("quantized", Quantized);
         writer.WriteTensor<int>("permutation", SafetensorsDType.I32, [Columns], _permutation);
+        if (Rotation is not null)
+        {
+            foreach ((string key, string value) in Rotation.ToMetadata())
+            {
+                writer.WriteAttribute(key, value);
+            }
+        }
     }
 
     private static GptqTensor Read(CompressedTensorReader reader)
@@ -133,7 +180,26 @@ public sealed class GptqTensor : CompressedTensor
             throw new InvalidDataException($"GPTQ tensor '{reader.Prefix}' has a column permutation that is not one.");
         }
 
-        return new GptqTensor(quantized, permutation);
+        HadamardRotationParameters? rotation = null;
+        if (reader.TryReadAttribute(HadamardRotationParameters.BlockSizeKey, out string? block))
+        {
+            var metadata = new Dictionary<string, string> { [HadamardRotationParameters.BlockSizeKey] = block };
+            if (reader.TryReadAttribute(HadamardRotationParameters.SignSeedKey, out string? seed))
+            {
+                metadata[HadamardRotationParameters.SignSeedKey] = seed;
+            }
+
+            rotation = HadamardRotationParameters.FromMetadata(metadata);
+        }
+
+        try
+        {
+            return new GptqTensor(quantized, permutation, rotation: rotation);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"GPTQ tensor '{reader.Prefix}': {e.Message}", e);
+        }
     }
 
     private static bool IsPermutation(int[] values, int count)
