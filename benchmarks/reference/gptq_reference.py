@@ -9,8 +9,9 @@ when running on the CPU).
 Without input files it draws correlated calibration inputs itself (X = Z·A with a random mixing A, a few outlier
 channels); with files (written by our benchmark: tensors "weight" [rows, cols] and "inputs" [n, cols], float32) both
 implementations see the same numbers. Reports, per layer: seconds for the Hessian (add_batch over 512-row batches)
-and for quantization (fasterquant, INT4, groups of 128, act-order, percdamp 0.01, block 128), and the reference's own
-error figure (sum of its per-column losses).
+and for quantization (fasterquant, INT4, groups of 128, act-order, percdamp 0.01, block 128), the reference's own
+error figure (sum of its per-column losses; it counts a 2-D batch as one sample, so its H and losses are 512 times
+ours), and the layer objective ||(W - Q)X^T||^2/n computed here in float64 (the figure our GptqReport.Objective gives).
 """
 import json
 import os
@@ -88,7 +89,10 @@ def main():
         if device == "cuda":
             torch.cuda.synchronize()
         quant_s = time.perf_counter() - tick
-        print(f"{name}: hessian {hessian_s:.3f} s, quantize {quant_s:.3f} s")
+        # The layer-output error ||(W - Q) X^T||^2 / n (fasterquant leaves Q in the layer), float64.
+        delta = (w.to(device) - layer.weight.data).double()
+        objective = ((delta @ x.double().t()) ** 2).sum().item() / x.shape[0]
+        print(f"{name}: hessian {hessian_s:.3f} s, quantize {quant_s:.3f} s, objective {objective:.3f}")
 
 
 if __name__ == "__main__":
