@@ -30,13 +30,34 @@ public class GptqProperties
         return (w, h, new GptqOptions { Quantization = Formats[format % Formats.Length], ActOrder = actOrder, BlockSize = 16 + Math.Abs(seed % 3) * 24 });
     }
 
-    [Property(MaxTest = 40)]
-    public bool Gptq_ObjectiveIsNeverWorseThanRtn(int seed, NonNegativeInt format, bool actOrder, NonNegativeInt shape)
+    /// <summary>
+    /// GPTQ's objective against RTN's with the same format and grouping. "Never worse" is not a theorem (the sweep is
+    /// greedy, and group scales follow the updated weights): over 120 fixed small random layers per format it was worse
+    /// in 0–3 cases (worst ratio 2.1, NVFP4 on a 16×64 layer), with a median ratio of 0.31–0.36. So this holds the
+    /// distribution, deterministically: worse in at most 5% of cases, and a mean ratio below 0.6.
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    [InlineData(6)]
+    [InlineData(7)]
+    public void Gptq_ObjectiveBeatsRtn_OnAlmostEveryLayer(int format)
     {
-        (DenseTensor w, HessianAccumulator h, GptqOptions options) = Case(seed, format.Get, actOrder, shape.Get);
-        GptqTensor q = options.CreateCompressor().Quantize(w, CompressionContext.Default with { InputHessian = h });
-        double rtn = GptqReference.Objective(w, options.Quantization.CreateCompressor().Quantize(w).Decompress(), h.GetHessian());
-        return q.Report!.Objective <= rtn;
+        var ratios = new List<double>();
+        for (int seed = -60; seed < 60; seed++)
+        {
+            (DenseTensor w, HessianAccumulator h, GptqOptions options) = Case(seed, format, seed % 2 == 0, Math.Abs(seed) % 12);
+            GptqTensor q = options.CreateCompressor().Quantize(w, CompressionContext.Default with { InputHessian = h });
+            double rtn = GptqReference.Objective(w, options.Quantization.CreateCompressor().Quantize(w).Decompress(), h.GetHessian());
+            ratios.Add(q.Report!.Objective / rtn);
+        }
+
+        Assert.True(ratios.Count(r => r > 1) <= ratios.Count / 20, $"worse than RTN in {ratios.Count(r => r > 1)} of {ratios.Count} layers");
+        Assert.True(ratios.Average() < 0.6, $"mean objective ratio to RTN {ratios.Average():F3}");
     }
 
     [Property(MaxTest = 40)]
