@@ -1,10 +1,10 @@
 // GPTQ on the layer sizes (INT4, groups of 128, act-order, damp 0.01, block 128), beside
 // benchmarks/reference/gptq_reference.py. Prints seconds for the Hessian and for GPTQ, and the sum of GPTQ's
 // per-column losses (the reference prints the same figure as "error") and the layer objective.
-//   dotnet run -c Release benchmarks/gptq-timing.cs [folder]
+//   dotnet run -c Release benchmarks/gptq-timing.cs [folder [seed [sizes]]]   (sizes: e.g. 1024,4096)
 // With a folder, it also writes each layer's inputs there (gptq-<cols>.safetensors: "weight" and "inputs", float32),
 // so the reference can run on the same numbers:
-//   python3 benchmarks/reference/gptq_reference.py <gptq checkout> cpu <folder>/gptq-1024.safetensors <folder>/gptq-4096.safetensors
+//   python3 benchmarks/reference/gptq_reference.py <gptq checkout> cpu <folder>/gptq-1024-0.safetensors <folder>/gptq-4096-0.safetensors
 #:project ../src/Compression.Quantization/Compression.Quantization.csproj
 using System.Diagnostics;
 using Compression;
@@ -14,10 +14,12 @@ using Compression.Safetensors;
 using Compression.Tensors;
 
 string? folder = args.Length > 0 ? args[0] : null;
-foreach ((int cols, int n) in new[] { (1024, 4096), (4096, 2048) })
+int seed = args.Length > 1 ? int.Parse(args[1]) : 0;
+int[] sizes = args.Length > 2 ? Array.ConvertAll(args[2].Split(','), int.Parse) : [1024, 4096];
+foreach ((int cols, int n) in new[] { (1024, 4096), (4096, 2048) }.Where(c => sizes.Contains(c.Item1)))
 {
     // Random weight; correlated inputs X = Z·A (A = I + noise/√cols) with every 64th channel ×20, as the reference script draws them.
-    var random = new Random(cols);
+    var random = new Random(cols + seed);
     float Gauss() => (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
     var w = new DenseTensor(cols, cols);
     for (int i = 0; i < w.Length; i++) w.Span[i] = 0.02f * Gauss();
@@ -34,7 +36,7 @@ foreach ((int cols, int n) in new[] { (1024, 4096), (4096, 2048) })
         var writer = new SafetensorsWriter();
         writer.Add("weight", w);
         writer.Add("inputs", x);
-        writer.Save(Path.Combine(folder, $"gptq-{cols}.safetensors"));
+        writer.Save(Path.Combine(folder, $"gptq-{cols}-{seed}.safetensors"));
     }
 
     var clock = Stopwatch.StartNew();
