@@ -342,17 +342,7 @@ internal static class GeneralKernels
         }
         else
         {
-            int bits = spec.CodeBits;
-            int bit = column * bits;
-            long byteIndex = (long)row * spec.Stride + (bit >> 3);
-            int shift = bit & 7;
-            int word = packed[byteIndex] >> shift;
-            if (shift + bits > 8)
-            {
-                word |= packed[byteIndex + 1] << (8 - shift);
-            }
-
-            code = word & ((1 << bits) - 1);
+            code = QuantizeKernels.UnpackCode(packed, (long)row * spec.Stride, column, spec.CodeBits);
         }
 
         int group = row / spec.BlockRows * spec.SegmentsPerRow + column / spec.SegmentWidth;

@@ -268,15 +268,14 @@ internal static class QuantizeKernels
         return (byte)result;
     }
 
-    /// <summary>Per element: unpack its code and decode it.</summary>
-    public static void Dequantize(Index1D index, ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeros,
-        ArrayView<float> tensorScale, ArrayView<float> destination, GpuFormatSpec spec)
+    /// <summary>
+    /// Code <paramref name="column"/> of the little-endian bitstream of <paramref name="bits"/>-bit codes that starts at
+    /// byte <paramref name="rowStart"/> (the layout of <c>BitPacker</c>): one byte, or two when the code straddles them.
+    /// </summary>
+    internal static int UnpackCode(ArrayView<byte> packed, long rowStart, int column, int bits)
     {
-        int row = index / spec.Columns;
-        int column = index % spec.Columns;
-        int bits = spec.CodeBits;
         int bit = column * bits;
-        long byteIndex = (long)row * spec.Stride + (bit >> 3);
+        long byteIndex = rowStart + (bit >> 3);
         int shift = bit & 7;
         int word = packed[byteIndex] >> shift;
         if (shift + bits > 8)
@@ -284,7 +283,16 @@ internal static class QuantizeKernels
             word |= packed[byteIndex + 1] << (8 - shift);
         }
 
-        int code = word & ((1 << bits) - 1);
+        return word & ((1 << bits) - 1);
+    }
+
+    /// <summary>Per element: unpack its code and decode it.</summary>
+    public static void Dequantize(Index1D index, ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, ArrayView<float> destination, GpuFormatSpec spec)
+    {
+        int row = index / spec.Columns;
+        int column = index % spec.Columns;
+        int code = UnpackCode(packed, (long)row * spec.Stride, column, spec.CodeBits);
         int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
         float scale = scales[group];
         float value;
