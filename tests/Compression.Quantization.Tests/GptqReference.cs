@@ -1,4 +1,6 @@
 using Compression.Calibration;
+using Compression.Safetensors;
+using Compression.Serialization;
 using Compression.Tensors;
 using Compression.Testing;
 
@@ -249,6 +251,18 @@ internal static class GptqReference
 /// <summary>Calibration data with the structure of real activations: correlated channels and a few outliers.</summary>
 internal static class GptqData
 {
+    /// <summary>Writes <paramref name="q"/> to a safetensors file through the serializer and reads it back.</summary>
+    public static GptqTensor SerializeRoundTrip(GptqTensor q)
+    {
+        using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
+        var writer = new SafetensorsWriter();
+        CompressedTensorSerializer serializer = GptqTensor.Register(CompressedTensorSerializer.Default);
+        serializer.Write(writer, "layer", q);
+        writer.Save(folder.File("q.safetensors"));
+        using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(folder.File("q.safetensors"));
+        return Assert.IsType<GptqTensor>(serializer.Read(checkpoint, "layer"));
+    }
+
     /// <summary>X = Z·A (Z standard normal, A a random mixing matrix) with <paramref name="outliers"/> channels scaled ×20.</summary>
     public static HessianAccumulator CorrelatedHessian(int columns, int samples, int seed, int outliers = 3)
     {

@@ -1,7 +1,5 @@
 using Compression.Calibration;
 using Compression.Quantization.Rotation;
-using Compression.Safetensors;
-using Compression.Serialization;
 using Compression.Tensors;
 using Compression.Testing;
 
@@ -67,13 +65,7 @@ public class GptqRotationTests
         HessianAccumulator h = GptqData.CorrelatedHessian(64, 128, seed: 22);
         GptqTensor q = new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Nvfp4, Rotation = new HadamardRotationParameters(16, 77) })
             .Quantize(w, CompressionContext.Default with { InputHessian = h });
-        using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
-        var writer = new SafetensorsWriter();
-        CompressedTensorSerializer serializer = GptqTensor.Register(CompressedTensorSerializer.Default);
-        serializer.Write(writer, "layer", q);
-        writer.Save(folder.File("q.safetensors"));
-        using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(folder.File("q.safetensors"));
-        var back = Assert.IsType<GptqTensor>(serializer.Read(checkpoint, "layer"));
+        GptqTensor back = GptqData.SerializeRoundTrip(q);
         Assert.Equal(q.Rotation, back.Rotation);
         Assert.True(back.Decompress().BitwiseEquals(q.Decompress()));
         Assert.True(back.DecompressRotated().BitwiseEquals(q.DecompressRotated()));

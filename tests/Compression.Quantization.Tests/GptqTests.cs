@@ -1,6 +1,4 @@
 using Compression.Calibration;
-using Compression.Safetensors;
-using Compression.Serialization;
 using Compression.Tensors;
 using Compression.Testing;
 using Microsoft.Extensions.Logging;
@@ -196,13 +194,7 @@ public class GptqTests(ITestOutputHelper output)
         HessianAccumulator hessian = GptqData.CorrelatedHessian(64, 128, seed: 32);
         GptqTensor q = new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Nvfp4, ActOrder = true })
             .Quantize(w, CompressionContext.Default with { InputHessian = hessian });
-        using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
-        var writer = new SafetensorsWriter();
-        CompressedTensorSerializer serializer = GptqTensor.Register(CompressedTensorSerializer.Default);
-        serializer.Write(writer, "layer", q);
-        writer.Save(folder.File("q.safetensors"));
-        using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(folder.File("q.safetensors"));
-        var back = Assert.IsType<GptqTensor>(serializer.Read(checkpoint, "layer"));
+        GptqTensor back = GptqData.SerializeRoundTrip(q);
         Assert.Equal(q.Permutation, back.Permutation);
         Assert.Equal(q.GroupIndex, back.GroupIndex);
         Assert.Equal(q.StorageBits, back.StorageBits);
