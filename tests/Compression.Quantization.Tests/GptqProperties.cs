@@ -20,6 +20,8 @@ public class GptqProperties
         new RtnOptions { Format = NumberFormat.Fp4E2M1, Granularity = Granularity.PerGroup(32) },
         RtnOptions.Mxfp4,
         RtnOptions.Nvfp4,
+        new RtnOptions { Format = NumberFormat.TernaryAbsMean, Granularity = Granularity.PerGroup(32) },
+        new RtnOptions { Format = NumberFormat.TernaryThreshold, Granularity = Granularity.PerChannel },
     ];
 
     private static (DenseTensor W, HessianAccumulator H, GptqOptions Options) Case(int seed, int format, bool actOrder, int shape)
@@ -34,7 +36,7 @@ public class GptqProperties
     /// GPTQ's objective against RTN's with the same format and grouping. "Never worse" is not a theorem (the sweep is
     /// greedy, and group scales follow the updated weights): over 120 fixed small random layers per format it was worse
     /// in 0–3 cases (worst ratio 2.1, NVFP4 on a 16×64 layer), with a median ratio of 0.31–0.36. So this holds the
-    /// distribution, deterministically: worse in at most 5% of cases, and a mean ratio below 0.6.
+    /// distribution, deterministically: worse in at most 5% of cases, and a mean ratio below 0.6 (0.75 for ternary).
     /// </summary>
     [Theory]
     [InlineData(0)]
@@ -45,6 +47,8 @@ public class GptqProperties
     [InlineData(5)]
     [InlineData(6)]
     [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(9)]
     public void Gptq_ObjectiveBeatsRtn_OnAlmostEveryLayer(int format)
     {
         var ratios = new List<double>();
@@ -57,7 +61,9 @@ public class GptqProperties
         }
 
         Assert.True(ratios.Count(r => r > 1) <= ratios.Count / 20, $"worse than RTN in {ratios.Count(r => r > 1)} of {ratios.Count} layers");
-        Assert.True(ratios.Average() < 0.6, $"mean objective ratio to RTN {ratios.Average():F3}");
+        // Three levels leave the sweep less room: ternary's mean ratio was 0.64–0.66 over the same layers.
+        double bound = Formats[format].Format is var f && (f == NumberFormat.TernaryAbsMean || f == NumberFormat.TernaryThreshold) ? 0.75 : 0.6;
+        Assert.True(ratios.Average() < bound, $"mean objective ratio to RTN {ratios.Average():F3} (worse in {ratios.Count(r => r > 1)})");
     }
 
     [Property(MaxTest = 40)]

@@ -31,6 +31,8 @@ public class GptqTests(ITestOutputHelper output)
         ["mxfp4"] = (RtnOptions.Mxfp4, 32, 128, 128),
         ["nvfp4"] = (RtnOptions.Nvfp4, 32, 128, 40),
         ["int4-g48-tail"] = (new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerGroup(48) }, 16, 128, 128),
+        ["ternary-absmean-g64"] = (new RtnOptions { Format = NumberFormat.TernaryAbsMean, Granularity = Granularity.PerGroup(64) }, 32, 128, 64),
+        ["ternary-twn-per-channel"] = (new RtnOptions { Format = NumberFormat.TernaryThreshold, Granularity = Granularity.PerChannel }, 32, 96, 32),
     };
 
     [Theory]
@@ -327,7 +329,6 @@ public class GptqTests(ITestOutputHelper output)
         Assert.Throws<ArgumentOutOfRangeException>(() => new GptqOptions { MaxDampeningAttempts = 0 });
         Assert.Throws<ArgumentNullException>(() => new GptqOptions { Quantization = null! });
         Assert.Throws<ArgumentException>(() => new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Nf4 }));
-        Assert.Throws<ArgumentException>(() => new GptqQuantizer(new GptqOptions { Quantization = new RtnOptions { Format = NumberFormat.TernaryThreshold } }));
         Assert.Throws<ArgumentException>(() => new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Fp8Block128 }));
         Assert.Throws<ArgumentException>(() => new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.W8PerChannel with { Granularity = Granularity.PerTensor } }));
     }

@@ -65,6 +65,43 @@ internal sealed class TernaryFormat(TernaryMethod method) : GroupedFormat
         return new GroupScales(scales, options.ScaleStorage) { Thresholds = thresholds };
     }
 
+    internal override bool SupportsSegmentCodec => true;
+
+    /// <summary>
+    /// One row's segment: γ (absmean), or TWN's Δ and α from the same values, so a group coded one at a time (GPTQ)
+    /// gets what the whole-matrix driver gives a group holding the same values.
+    /// </summary>
+    internal override SegmentParameters ChooseSegment(ReadOnlySpan<float> x, float tensorScale, RtnOptions options)
+    {
+        SegmentParameters parameters = base.ChooseSegment(x, tensorScale, options);
+        if (Method == TernaryMethod.AbsMean)
+        {
+            return parameters;
+        }
+
+        double sum = 0;
+        long kept = 0;
+        foreach (float v in x)
+        {
+            if (MathF.Abs(v) > parameters.Threshold)
+            {
+                sum += MathF.Abs(v);
+                kept++;
+            }
+        }
+
+        return parameters with { Scale = RoundScale(kept == 0 ? 0 : (float)(sum / kept), options.ScaleStorage) };
+    }
+
+    internal override void DecodeSegment(ReadOnlySpan<byte> codes, in SegmentParameters parameters, RtnOptions options, Span<float> destination)
+    {
+        float scale = parameters.Scale;
+        for (int i = 0; i < codes.Length; i++)
+        {
+            destination[i] = (codes[i] - 1) * scale;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {

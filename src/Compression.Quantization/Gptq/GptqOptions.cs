@@ -16,8 +16,8 @@ namespace Compression.Quantization;
 /// <para>GPTQ processes every output row independently with the same inverse Hessian, so a scale must belong to one
 /// row: per-channel or per-group granularity (the fixed blocks of MX formats and NVFP4 are per-group). Per-tensor and
 /// per-block scales would couple rows that GPTQ updates independently, and are refused. NF4 (its block constants are
-/// double-quantized across the whole tensor) and the ternary formats (TWN's scale is the mean of the weights kept,
-/// known only after coding) have no per-group code/decode from parameters alone and are refused too.</para>
+/// double-quantized across the whole tensor) has no per-group code/decode from parameters alone and is refused too.
+/// Ternary formats work: a group's γ (absmean) or Δ and α (TWN) are chosen from its current values, like any scale.</para>
 /// <para>A group size that does not divide the columns gives a shorter tail group, as in round-to-nearest.</para>
 /// </remarks>
 /// <example>
@@ -113,8 +113,8 @@ public sealed record GptqOptions
         {
             throw new ArgumentException(
                 $"GPTQ quantizes a group at a time against updated weights and needs a format whose groups are coded from their own " +
-                $"parameters; {format} is not (NF4 double-quantizes its block constants across the tensor, ternary TWN scales follow from " +
-                "the codes). Use an integer, FP, MX or NVFP4 format.",
+                $"parameters; {format} is not (NF4 double-quantizes its block constants across the tensor). Use an integer, FP, MX, NVFP4 " +
+                "or ternary format.",
                 nameof(Quantization));
         }
 
