@@ -44,16 +44,23 @@ namespace Compression.Quantization;
 /// </example>
 public sealed class GptqQuantizer : ICompressor
 {
-    private const int TileRows = 16;
-
     /// <summary>Creates a quantizer.</summary>
     /// <exception cref="ArgumentException">The options cannot be used with GPTQ (see <see cref="GptqOptions.Validate()"/>).</exception>
     public GptqQuantizer(GptqOptions options)
+        : this(options, CpuGptqEngine.Instance)
+    {
+    }
+
+    /// <summary>Creates a quantizer whose sweep and objective run on <paramref name="engine"/> (the GPU quantizer's).</summary>
+    internal GptqQuantizer(GptqOptions options, GptqEngine engine)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         Options = options;
+        _engine = engine;
     }
+
+    private readonly GptqEngine _engine;
 
     /// <summary>The options.</summary>
     public GptqOptions Options { get; }
@@ -188,6 +195,7 @@ public sealed class GptqQuantizer : ICompressor
         double[] hp = PermuteSymmetric(h, columns, order);
         int[] groupOfColumn = staticGroups ? order.Select(j => j / groupSize).ToArray() : [];
 
+        var phase = Stopwatch.StartNew();
         (double[] upper64, double lambda, double percent, int attempts) = Factorize(hp, columns, context);
         var upper = new float[upper64.Length];
         for (int i = 0; i < upper.Length; i++)
@@ -195,47 +203,14 @@ public sealed class GptqQuantizer : ICompressor
             upper[i] = (float)upper64[i];
         }
 
+        TimeSpan factorization = phase.Elapsed;
+        phase.Restart();
         var codes = new byte[rows * columns];
-        var errors = new float[rows * block];
         var columnLoss = new double[columns];
-        int blocks = (columns + block - 1) / block;
-        int tiles = (rows + TileRows - 1) / TileRows;
-        for (int b = 0; b < blocks; b++)
-        {
-            context.CancellationToken.ThrowIfCancellationRequested();
-            int first = b * block, end = Math.Min(first + block, columns), width = end - first;
-            Parallel.For(0, tiles, parallel, t =>
-            {
-                int r0 = t * TileRows, count = Math.Min(TileRows, rows - r0);
-                for (int r = r0; r < r0 + count; r++)
-                {
-                    GptqKernels.QuantizeRowBlock(format, rtn, wp.AsSpan(r * columns, columns), upper, first, end, groupSize, groupOfColumn,
-                        parameters.AsSpan(r * groups, groups), tensorScale, codes.AsSpan(r * columns, columns), errors.AsSpan(r * block, width));
-                }
-
-            });
-
-            if (end < columns)
-            {
-                // The lazy batch update, one product for all rows: W[:, end:] −= E[:, block] · U[block, end:].
-                Gemm.Multiply(MatrixTranspose.None, MatrixTranspose.None, rows, columns - end, width, -1f, errors, block,
-                    upper.AsSpan(first * columns + end), columns, 1f, wp.AsSpan(end), columns);
-            }
-
-            for (int k = 0; k < width; k++)
-            {
-                double loss = 0;
-                for (int r = 0; r < rows; r++)
-                {
-                    double e = errors[r * block + k];
-                    loss += e * e;
-                }
-
-                columnLoss[first + k] = loss / 2;
-            }
-
-            context.Progress?.Report(new CompressionProgress("gptq", context.LayerName, b + 1, blocks));
-        }
+        var problem = new GptqSweepProblem(format, rtn, rows, columns, block, groupSize, groups, wp, upper, groupOfColumn, parameters, tensorScale,
+            codes, columnLoss);
+        _engine.Sweep(problem, context);
+        TimeSpan sweep = phase.Elapsed;
 
         // Static groups are contiguous in the original order: store that order. Otherwise store the processing order,
         // where dynamic groups are contiguous.
@@ -257,14 +232,22 @@ public sealed class GptqQuantizer : ICompressor
             delta[i] = (double)original[i] - approximation[i];
         }
 
-        double objective = rows == 0 || columns == 0 ? 0 : GptqLinearAlgebra.SumOfQuadraticForms(delta, rows, columns, hessian) / 2;
+        phase.Restart();
+        double objective = rows == 0 || columns == 0 ? 0 : _engine.SumOfQuadraticForms(delta, rows, columns, hessian) / 2;
+        TimeSpan objectiveTime = phase.Elapsed;
         var losses = new double[columns];
         for (int k = 0; k < columns; k++)
         {
             losses[order[k]] = columnLoss[k];
         }
 
-        var report = new GptqReport(objective, losses, losses.Sum(), lambda, percent, attempts, dead, order, clock.Elapsed);
+        var report = new GptqReport(objective, losses, losses.Sum(), lambda, percent, attempts, dead, order, clock.Elapsed)
+        {
+            Device = _engine.Device,
+            FactorizationTime = factorization,
+            SweepTime = sweep,
+            ObjectiveTime = objectiveTime,
+        };
         return new GptqTensor(quantized, stored, report, Options.Rotation);
     }
 

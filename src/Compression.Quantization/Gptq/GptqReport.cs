@@ -27,4 +27,17 @@ public sealed record GptqReport(
     int DampeningAttempts,
     int DeadColumns,
     IReadOnlyList<int> ProcessingOrder,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed)
+{
+    /// <summary>Where the sweep and the objective ran: "CPU", or the accelerator's name.</summary>
+    public string Device { get; init; } = "CPU";
+
+    /// <summary>Time of the dampening loop: the factorization of H + λI and U (float64, on the CPU).</summary>
+    public TimeSpan FactorizationTime { get; init; }
+
+    /// <summary>Time of the block sweep with its lazy updates.</summary>
+    public TimeSpan SweepTime { get; init; }
+
+    /// <summary>Time of the float64 objective.</summary>
+    public TimeSpan ObjectiveTime { get; init; }
+}

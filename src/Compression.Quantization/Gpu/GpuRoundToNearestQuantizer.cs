@@ -376,7 +376,7 @@ public sealed class GpuRoundToNearestQuantizer
 
     /// <summary>Whether the fast kernels apply: row-local groups whose scale follows from their absmax or range alone,
     /// stored as float32, with saturating FP. MX and NVFP4 fix their own scale type and always saturate.</summary>
-    private static bool IsFast(RtnOptions options) => options.Format switch
+    internal static bool IsFast(RtnOptions options) => options.Format switch
     {
         MicroscalingFormat or Nvfp4Format => true,
         IntegerFormat or FloatFormat => options.EffectiveGranularity is PerChannelGranularity or PerGroupGranularity &&
@@ -511,7 +511,7 @@ public sealed class GpuRoundToNearestQuantizer
         }
     }
 
-    private static GpuFormatSpec Spec(RtnOptions options, ScaleLayout layout)
+    internal static GpuFormatSpec Spec(RtnOptions options, ScaleLayout layout)
     {
         var format = (GroupedFormat)options.Format;
         var spec = new GpuFormatSpec

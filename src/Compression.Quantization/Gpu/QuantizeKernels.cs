@@ -294,28 +294,27 @@ internal static class QuantizeKernels
         int column = index % spec.Columns;
         int code = UnpackCode(packed, (long)row * spec.Stride, column, spec.CodeBits);
         int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
-        float scale = scales[group];
-        float value;
+        float value = DecodeValue(code, scales[group], spec.Element == GpuElementKind.IntegerAsymmetric ? zeros[group] : 0, spec, tensorScale[0]);
+        destination[index] = value;
+    }
+
+    /// <summary>The value of one code: the CPU formats' decoding for each element kind.</summary>
+    internal static float DecodeValue(int code, float scale, int zero, GpuFormatSpec spec, float tensorScale)
+    {
         switch (spec.Element)
         {
             case GpuElementKind.IntegerSymmetric:
-                value = ((float)code - spec.Offset) * scale;
-                break;
+                return ((float)code - spec.Offset) * scale;
             case GpuElementKind.IntegerAsymmetric:
-                value = ((float)code - zeros[group]) * scale;
-                break;
+                return ((float)code - zero) * scale;
             case GpuElementKind.MxInt8:
                 // Sign-extended by arithmetic, not by an (sbyte) cast: on CUDA, ILGPU 1.5 turned that cast chain into
                 // an unsigned value (the H100 check of GpuBench caught it; the CPU simulator runs .NET's own cast).
-                value = ((code ^ 0x80) - 0x80) / 64f * scale;
-                break;
+                return ((code ^ 0x80) - 0x80) / 64f * scale;
             default:
                 float element = GpuFormatSpec.DecodeMiniFloat(code, spec.MantissaBits, spec.Bias, spec.MinNormalExponent, spec.SignBit);
-                value = element * (spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * tensorScale[0] : scale);
-                break;
+                return element * (spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * tensorScale : scale);
         }
-
-        destination[index] = value;
     }
 
     private static int Encode(ArrayView<float> weight, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
@@ -327,7 +326,7 @@ internal static class QuantizeKernels
     }
 
     /// <summary>The code of one weight: the CPU kernels' arithmetic for each element kind (codes not yet masked).</summary>
-    private static int EncodeValue(float x, float scale, int zero, GpuFormatSpec spec, float tensorScale)
+    internal static int EncodeValue(float x, float scale, int zero, GpuFormatSpec spec, float tensorScale)
     {
         switch (spec.Element)
         {

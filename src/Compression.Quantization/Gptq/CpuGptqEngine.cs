@@ -1,0 +1,69 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Threading.Tasks;
+using Compression.Numerics;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// GPTQ's sweep on the CPU: inside a block, each tile of rows runs <see cref="GptqKernels.QuantizeRowBlock"/> in
+/// parallel; between blocks, the lazy update W[:, end:] −= E·U[block, end:] is one packed GEMM.
+/// </summary>
+internal sealed class CpuGptqEngine : GptqEngine
+{
+    private const int TileRows = 16;
+
+    public static CpuGptqEngine Instance { get; } = new();
+
+    public override string Device => "CPU";
+
+    public override void Sweep(GptqSweepProblem problem, CompressionContext context)
+    {
+        (GroupedFormat format, RtnOptions rtn, int rows, int columns, int block, int groupSize, int groups, float[] wp, float[] upper,
+            int[] groupOfColumn, SegmentParameters[] parameters, float tensorScale, byte[] codes, double[] columnLoss) = problem;
+        var parallel = new ParallelOptions { CancellationToken = context.CancellationToken };
+        var errors = new float[rows * block];
+        int blocks = problem.BlockCount;
+        int tiles = (rows + TileRows - 1) / TileRows;
+        for (int b = 0; b < blocks; b++)
+        {
+            context.CancellationToken.ThrowIfCancellationRequested();
+            int first = b * block, end = Math.Min(first + block, columns), width = end - first;
+            Parallel.For(0, tiles, parallel, t =>
+            {
+                int r0 = t * TileRows, count = Math.Min(TileRows, rows - r0);
+                for (int r = r0; r < r0 + count; r++)
+                {
+                    GptqKernels.QuantizeRowBlock(format, rtn, wp.AsSpan(r * columns, columns), upper, first, end, groupSize, groupOfColumn,
+                        parameters.AsSpan(r * groups, groups), tensorScale, codes.AsSpan(r * columns, columns), errors.AsSpan(r * block, width));
+                }
+            });
+
+            if (end < columns)
+            {
+                // The lazy batch update, one product for all rows: W[:, end:] −= E[:, block] · U[block, end:].
+                Gemm.Multiply(MatrixTranspose.None, MatrixTranspose.None, rows, columns - end, width, -1f, errors, block,
+                    upper.AsSpan(first * columns + end), columns, 1f, wp.AsSpan(end), columns);
+            }
+
+            for (int k = 0; k < width; k++)
+            {
+                double loss = 0;
+                for (int r = 0; r < rows; r++)
+                {
+                    double e = errors[r * block + k];
+                    loss += e * e;
+                }
+
+                columnLoss[first + k] = loss / 2;
+            }
+
+            context.Progress?.Report(new CompressionProgress("gptq", context.LayerName, b + 1, blocks));
+        }
+    }
+
+    public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian) =>
+        GptqLinearAlgebra.SumOfQuadraticForms(delta, rows, columns, hessian);
+}

@@ -1,0 +1,62 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+
+namespace Compression.Quantization;
+
+/// <summary>
+/// One GPTQ sweep, prepared: the weight in processing order with dead columns zeroed, U (the upper Cholesky factor
+/// of the damped inverse Hessian, float32, processing order) and the group layout. The engine fills
+/// <see cref="Codes"/>, <see cref="Parameters"/> (dynamic groups) and <see cref="ColumnLosses"/>.
+/// </summary>
+/// <param name="Format">The element format.</param>
+/// <param name="Options">The format's options.</param>
+/// <param name="Rows">Rows of the weight.</param>
+/// <param name="Columns">Columns of the weight.</param>
+/// <param name="Block">Columns per block (a multiple of the group size for per-group scales).</param>
+/// <param name="GroupSize">Columns per group (the row length per-channel).</param>
+/// <param name="Groups">Groups per row.</param>
+/// <param name="Weight">rows × columns, processing order; the engine may overwrite it.</param>
+/// <param name="Upper">U, columns × columns, row-major, processing order.</param>
+/// <param name="GroupOfColumn">Static groups: processing column → group; empty for dynamic groups.</param>
+/// <param name="Parameters">rows × groups parameters; filled in advance for static groups.</param>
+/// <param name="TensorScale">NVFP4's tensor scale; 1 otherwise.</param>
+/// <param name="Codes">rows × columns codes, processing order, one per byte (output).</param>
+/// <param name="ColumnLosses">Per processing column, Σ_rows e²/2 (output).</param>
+internal sealed record GptqSweepProblem(
+    GroupedFormat Format,
+    RtnOptions Options,
+    int Rows,
+    int Columns,
+    int Block,
+    int GroupSize,
+    int Groups,
+    float[] Weight,
+    float[] Upper,
+    int[] GroupOfColumn,
+    SegmentParameters[] Parameters,
+    float TensorScale,
+    byte[] Codes,
+    double[] ColumnLosses)
+{
+    /// <summary>The number of blocks.</summary>
+    public int BlockCount => (Columns + Block - 1) / Block;
+}
+
+/// <summary>
+/// Where GPTQ's heavy steps run: the block sweep with its lazy updates, and the float64 objective. Everything else
+/// (dead inputs, act-order, dampening and the factorization, packing) is shared by <see cref="GptqQuantizer"/>, so the
+/// CPU and GPU quantizers differ only here.
+/// </summary>
+internal abstract class GptqEngine
+{
+    /// <summary>Names the device in <see cref="GptqReport.Device"/>.</summary>
+    public abstract string Device { get; }
+
+    /// <summary>Runs the sweep; reports progress per block and honours cancellation per block.</summary>
+    public abstract void Sweep(GptqSweepProblem problem, CompressionContext context);
+
+    /// <summary>Σ over the rows d of <paramref name="delta"/> (rows × columns) of dᵀ·H·d, in float64.</summary>
+    public abstract double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian);
+}

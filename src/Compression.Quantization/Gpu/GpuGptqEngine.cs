@@ -1,0 +1,124 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using Compression.Gpu.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Compression.Quantization.Gpu;
+
+/// <summary>
+/// GPTQ's sweep and objective on an accelerator: the weight, U, codes and errors stay on the device for the whole
+/// sweep; per block, one kernel quantizes the block (a thread per row) and one tiled GEMM applies the lazy update.
+/// Codes, scales and errors come back once at the end. The objective is a float64 tiled product on the device.
+/// </summary>
+internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
+{
+    private static readonly object s_sweep = new(), s_update = new(), s_quadratic = new();
+
+    public override string Device => gpu.DeviceName;
+
+    public override void Sweep(GptqSweepProblem problem, CompressionContext context)
+    {
+        (GroupedFormat _, RtnOptions rtn, int rows, int columns, int block, int groupSize, int groups, float[] wp, float[] upper,
+            int[] groupOfColumn, SegmentParameters[] parameters, float tensorScale, byte[] codes, double[] columnLoss) = problem;
+        if (rows == 0 || columns == 0)
+        {
+            return;
+        }
+
+        Accelerator accelerator = gpu.Accelerator;
+        GpuFormatSpec spec = GpuRoundToNearestQuantizer.Spec(rtn, new ScaleLayout(rtn.EffectiveGranularity, rows, columns));
+        bool staticGroups = groupOfColumn.Length > 0;
+        long cells = (long)rows * columns;
+        using MemoryBuffer1D<float, Stride1D.Dense> w = accelerator.Allocate1D(wp);
+        using MemoryBuffer1D<float, Stride1D.Dense> u = accelerator.Allocate1D(upper);
+        using MemoryBuffer1D<byte, Stride1D.Dense> codesOnDevice = accelerator.Allocate1D<byte>(cells);
+        using MemoryBuffer1D<float, Stride1D.Dense> errors = accelerator.Allocate1D<float>(cells);
+        using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D(Array.ConvertAll(parameters, p => p.Scale));
+        using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D(Array.ConvertAll(parameters, p => p.Zero));
+        using MemoryBuffer1D<int, Stride1D.Dense> groupMap = accelerator.Allocate1D(staticGroups ? groupOfColumn : [0]);
+
+        var sweep = gpu.GetOrLoadKernel(s_sweep, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>,
+                ArrayView<byte>, ArrayView<int>, GptqSweepSpec, GpuFormatSpec>(GptqDeviceKernels.SweepBlock));
+        var update = gpu.GetOrLoadKernel(s_update, a =>
+            a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtract));
+
+        int blocks = problem.BlockCount;
+        for (int b = 0; b < blocks; b++)
+        {
+            context.CancellationToken.ThrowIfCancellationRequested();
+            int first = b * block, end = Math.Min(first + block, columns);
+            var blockSpec = new GptqSweepSpec
+            {
+                Rows = rows, Columns = columns, First = first, End = end, GroupSize = groupSize, Groups = groups,
+                StaticGroups = staticGroups ? 1 : 0, TensorScale = tensorScale,
+            };
+            sweep(rows, w.View, u.View, codesOnDevice.View, errors.View, scales.View, zeros.View, groupMap.View, blockSpec, spec);
+            if (end < columns)
+            {
+                int rest = columns - end;
+                var grid = new Index2D((rest + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile, (rows + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile);
+                update(new KernelConfig(grid, new Index2D(GptqDeviceKernels.Threads, GptqDeviceKernels.Threads)),
+                    errors.View.SubView(first, cells - first), columns,
+                    u.View.SubView((long)first * columns + end, (long)columns * columns - ((long)first * columns + end)), columns,
+                    w.View.SubView(end, cells - end), columns, rows, rest, end - first);
+            }
+
+            // Synchronised per block, so progress means work done and cancellation takes effect within a block.
+            accelerator.Synchronize();
+            context.Progress?.Report(new CompressionProgress("gptq", context.LayerName, b + 1, blocks));
+        }
+
+        codesOnDevice.View.CopyToCPU(codes);
+        var scalesHost = new float[parameters.Length];
+        var zerosHost = new byte[parameters.Length];
+        scales.View.CopyToCPU(scalesHost);
+        zeros.View.CopyToCPU(zerosHost);
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            parameters[i] = parameters[i] with { Scale = scalesHost[i], Zero = zerosHost[i], TensorScale = tensorScale };
+        }
+
+        var errorsHost = new float[cells];
+        errors.View.CopyToCPU(errorsHost);
+        var sums = new double[columns];
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<float> row = errorsHost.AsSpan(r * columns, columns);
+            for (int k = 0; k < columns; k++)
+            {
+                sums[k] += (double)row[k] * row[k];
+            }
+        }
+
+        for (int k = 0; k < columns; k++)
+        {
+            columnLoss[k] = sums[k] / 2;
+        }
+    }
+
+    public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian)
+    {
+        Accelerator accelerator = gpu.Accelerator;
+        int tilesX = (columns + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile, tilesY = (rows + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile;
+        using MemoryBuffer1D<double, Stride1D.Dense> d = accelerator.Allocate1D(delta);
+        using MemoryBuffer1D<double, Stride1D.Dense> h = accelerator.Allocate1D(hessian);
+        using MemoryBuffer1D<double, Stride1D.Dense> partials = accelerator.Allocate1D<double>((long)tilesX * tilesY);
+        var kernel = gpu.GetOrLoadKernel(s_quadratic, a =>
+            a.LoadStreamKernel<ArrayView<double>, ArrayView<double>, ArrayView<double>, int, int>(GptqDeviceKernels.QuadraticForms));
+        kernel(new KernelConfig(new Index2D(tilesX, tilesY), new Index2D(GptqDeviceKernels.Threads, GptqDeviceKernels.Threads)),
+            d.View, h.View, partials.View, rows, columns);
+        var host = new double[tilesX * tilesY];
+        partials.View.CopyToCPU(host);
+        double total = 0;
+        foreach (double partial in host)
+        {
+            total += partial;
+        }
+
+        return total;
+    }
+}
