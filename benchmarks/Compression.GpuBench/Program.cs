@@ -1,6 +1,7 @@
 // Quantize + pack on the best ILGPU accelerator: every scheme checked against the CPU quantizer (bit for bit, on a
 // fresh random weight), then timed on an 8192×8192 float32 weight against a device-to-device copy measured in the same
 // run (the bandwidth ceiling). Usage: Compression.GpuBench [size] [repetitions]
+// GPTQ layer timing beside the reference implementation: Compression.GpuBench gptq ... (see GptqLayers.cs).
 
 using System.Diagnostics;
 using System.Reflection;
@@ -19,6 +20,11 @@ using ILGPU;
 using ILGPU.Runtime;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (args.Length > 0 && args[0] == "gptq")
+{
+    return GptqLayers.Run(args[1..]);
+}
+
 int size = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 8192;
 int repetitions = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;
 bool simulator = Environment.GetEnvironmentVariable("COMPRESSION_GPUBENCH_SIMULATOR") == "1";

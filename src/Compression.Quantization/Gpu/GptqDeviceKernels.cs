@@ -33,8 +33,142 @@ internal static class GptqDeviceKernels
     public const int Step = 16;
     public const int Threads = 16;
 
+    /// <summary>The widest block <see cref="SweepBlockWarp"/> holds (slots of 32 columns per lane).</summary>
+    public const int MaxWarpSlots = 16;
+
+    /// <summary>Rows (warps) per thread group of <see cref="SweepBlockWarp"/>.</summary>
+    public const int WarpsPerGroup = 4;
+
     /// <summary>
-    /// Columns [First, End) of one row: at a dynamic group's first column its scale (and zero point) comes from the
+    /// The in-block sweep with a warp per row: lane l holds columns l, l + 32, … of the row's block in local memory
+    /// (registers or L1, never written back: a quantized column is not read again). Per column, the owner lane's
+    /// value is broadcast by a shuffle, every lane computes the same code and error, and each lane updates its own
+    /// later columns with U's row read coalesced. A dynamic group's statistics are a masked butterfly reduction over
+    /// the block (max, min and max |w| are order-free, so they equal the CPU's); a per-channel group, which spans the
+    /// row, is reduced from the row in global memory at its first column, before any update. Blocks up to
+    /// <see cref="MaxWarpSlots"/>·32 columns.
+    /// </summary>
+    public static void SweepBlockWarp(ArrayView<float> w, ArrayView<float> upper, ArrayView<byte> codes, ArrayView<float> errors,
+        ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<int> groupOfColumn, GptqSweepSpec sweep, GpuFormatSpec spec)
+    {
+        int lane = Warp.LaneIdx;
+        int row = Grid.IdxX * WarpsPerGroup + Group.IdxX / Warp.WarpSize;
+        if (row >= sweep.Rows)
+        {
+            return;                                             // whole warps leave; the kernel has no group barrier
+        }
+
+        int columns = sweep.Columns, first = sweep.First, width = sweep.End - first;
+        int slots = (width + 31) / 32;
+        long rowStart = (long)row * columns;
+        ArrayView<float> v = LocalMemory.Allocate<float>(MaxWarpSlots);
+        for (int t = 0; t < slots; t++)
+        {
+            int c = t * 32 + lane;
+            v[t] = c < width ? w[rowStart + first + c] : 0f;
+        }
+
+        bool asymmetric = spec.Element == GpuElementKind.IntegerAsymmetric;
+        int mask = (1 << spec.CodeBits) - 1;
+        float scale = 0;
+        int zero = 0;
+        if (sweep.StaticGroups == 0 && first % sweep.GroupSize != 0)
+        {
+            // A per-channel group chosen in an earlier block.
+            long parameter = (long)row * sweep.Groups + first / sweep.GroupSize;
+            scale = scales[parameter];
+            zero = asymmetric ? zeros[parameter] : 0;
+        }
+
+        for (int j = 0; j < width; j++)
+        {
+            int column = first + j;
+            if (sweep.StaticGroups == 0)
+            {
+                if (column % sweep.GroupSize == 0)
+                {
+                    int length = Math.Min(sweep.GroupSize, columns - column);
+                    float absMax = 0, min = float.PositiveInfinity, max = float.NegativeInfinity;
+                    if (j + length <= width)
+                    {
+                        for (int t = 0; t < slots; t++)
+                        {
+                            int c = t * 32 + lane;
+                            if (c >= j && c < j + length)
+                            {
+                                float value = v[t];
+                                absMax = MathF.Max(absMax, MathF.Abs(value));
+                                min = MathF.Min(min, value);
+                                max = MathF.Max(max, value);
+                            }
+                        }
+                    }
+                    else
+                    {
+                        for (int c = column + lane; c < column + length; c += 32)
+                        {
+                            float value = w[rowStart + c];
+                            absMax = MathF.Max(absMax, MathF.Abs(value));
+                            min = MathF.Min(min, value);
+                            max = MathF.Max(max, value);
+                        }
+                    }
+
+                    for (int offset = 16; offset >= 1; offset /= 2)
+                    {
+                        absMax = MathF.Max(absMax, Warp.ShuffleXor(absMax, offset));
+                        min = MathF.Min(min, Warp.ShuffleXor(min, offset));
+                        max = MathF.Max(max, Warp.ShuffleXor(max, offset));
+                    }
+
+                    scale = QuantizeKernels.ScaleOf(absMax, min, max, spec, sweep.TensorScale, out zero);
+                    if (lane == 0)
+                    {
+                        long parameter = (long)row * sweep.Groups + column / sweep.GroupSize;
+                        scales[parameter] = scale;
+                        if (asymmetric)
+                        {
+                            zeros[parameter] = (byte)zero;
+                        }
+                    }
+                }
+            }
+            else
+            {
+                long parameter = (long)row * sweep.Groups + groupOfColumn[column];
+                scale = scales[parameter];
+                zero = asymmetric ? zeros[parameter] : 0;
+            }
+
+            int slot = j / 32;
+            float x = Warp.Shuffle(v[slot], j % 32);
+            int code = QuantizeKernels.EncodeValue(x, scale, zero, spec, sweep.TensorScale) & mask;
+            float q = QuantizeKernels.DecodeValue(code, scale, zero, spec, sweep.TensorScale);
+            long diagonal = (long)column * columns;
+            float error = (x - q) / upper[diagonal + column];
+            if (lane == j % 32)
+            {
+                codes[rowStart + column] = (byte)code;
+                errors[rowStart + column] = error;
+            }
+
+            if (error != 0)
+            {
+                for (int t = slot; t < slots; t++)
+                {
+                    int c = t * 32 + lane;
+                    if (c > j && c < width)
+                    {
+                        v[t] -= error * upper[diagonal + first + c];
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The sweep with a thread per row, for blocks wider than <see cref="SweepBlockWarp"/> holds. Columns [First, End)
+    /// of one row: at a dynamic group's first column its scale (and zero point) comes from the
     /// group's current values; then q = Q(w_j), e = (w_j − q)/U_jj, w_(j+1..End) −= e·U_(j, j+1..End). The row's
     /// block stays in L1 (a warp touches 32 rows × the block); U's row is the same for every thread (broadcast).
     /// </summary>

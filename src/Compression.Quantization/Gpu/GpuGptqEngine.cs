@@ -15,7 +15,7 @@ namespace Compression.Quantization.Gpu;
 /// </summary>
 internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
 {
-    private static readonly object s_sweep = new(), s_update = new(), s_quadratic = new();
+    private static readonly object s_sweep = new(), s_sweepWarp = new(), s_update = new(), s_quadratic = new();
 
     public override string Device => gpu.DeviceName;
 
@@ -43,6 +43,12 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
         var sweep = gpu.GetOrLoadKernel(s_sweep, a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>,
                 ArrayView<byte>, ArrayView<int>, GptqSweepSpec, GpuFormatSpec>(GptqDeviceKernels.SweepBlock));
+        var sweepWarp = gpu.GetOrLoadKernel(s_sweepWarp, a =>
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>,
+                ArrayView<byte>, ArrayView<int>, GptqSweepSpec, GpuFormatSpec>(GptqDeviceKernels.SweepBlockWarp));
+        bool warpPerRow = block <= GptqDeviceKernels.MaxWarpSlots * 32 && accelerator.WarpSize == 32;
+        var warpConfig = new KernelConfig((rows + GptqDeviceKernels.WarpsPerGroup - 1) / GptqDeviceKernels.WarpsPerGroup,
+            GptqDeviceKernels.WarpsPerGroup * 32);
         var update = gpu.GetOrLoadKernel(s_update, a =>
             a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtract));
 
@@ -56,7 +62,15 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
                 Rows = rows, Columns = columns, First = first, End = end, GroupSize = groupSize, Groups = groups,
                 StaticGroups = staticGroups ? 1 : 0, TensorScale = tensorScale,
             };
-            sweep(rows, w.View, u.View, codesOnDevice.View, errors.View, scales.View, zeros.View, groupMap.View, blockSpec, spec);
+            if (warpPerRow)
+            {
+                sweepWarp(warpConfig, w.View, u.View, codesOnDevice.View, errors.View, scales.View, zeros.View, groupMap.View, blockSpec, spec);
+            }
+            else
+            {
+                sweep(rows, w.View, u.View, codesOnDevice.View, errors.View, scales.View, zeros.View, groupMap.View, blockSpec, spec);
+            }
+
             if (end < columns)
             {
                 int rest = columns - end;

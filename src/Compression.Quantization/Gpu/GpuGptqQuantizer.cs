@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using Compression.Gpu.Calibration;
 using Compression.Gpu.Runtime;
 using Compression.Tensors;
 
@@ -60,6 +61,27 @@ public sealed class GpuGptqQuantizer : ICompressor
 
     /// <summary>Quantizes with a typed result; the same checks and exceptions as <see cref="GptqQuantizer.Quantize(DenseTensor, CompressionContext)"/>.</summary>
     public GptqTensor Quantize(DenseTensor weight, CompressionContext context) => _quantizer.Quantize(weight, context);
+
+    /// <summary>Quantizes against a Hessian accumulated on the device (<see cref="GpuHessianAccumulator"/>).</summary>
+    /// <exception cref="ArgumentException">The Hessian's size does not match the weight's columns, it has seen no
+    /// samples, or the weight or the options are invalid.</exception>
+    public GptqTensor Quantize(DenseTensor weight, GpuHessianAccumulator hessian, CompressionContext? context = null)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(hessian);
+        if (hessian.Columns != weight.Columns)
+        {
+            throw new ArgumentException($"gptq: the input Hessian is {hessian.Columns}×{hessian.Columns} but the weight has {weight.Columns} columns.",
+                nameof(hessian));
+        }
+
+        if (hessian.SampleCount == 0)
+        {
+            throw new ArgumentException("gptq: the input Hessian has seen no samples.", nameof(hessian));
+        }
+
+        return _quantizer.Quantize(weight, hessian.GetHessian(), context);
+    }
 
     /// <summary>Quantizes against an explicit Hessian (tests and benchmarks).</summary>
     internal GptqTensor Quantize(DenseTensor weight, double[] hessian, CompressionContext? context = null) =>
