@@ -304,39 +304,84 @@ public static unsafe class Cholesky
         }
     }
 
+    // The copies below are passes over n² doubles (128 MB at n = 4096): rows go in parallel above a small size, each
+    // row (or tile column) written by one task only.
+    private const int ParallelCopyOrder = 512;
+
     private static void CopyLower(ReadOnlySpan<double> source, Span<double> destination, int n)
     {
-        for (int i = 0; i < n; i++)
+        fixed (double* ps = source, pd = destination)
         {
-            source.Slice(i * n, i + 1).CopyTo(destination.Slice(i * n, i + 1));
-            destination.Slice(i * n + i + 1, n - i - 1).Clear();
+            nint s = (nint)ps, d = (nint)pd;
+            ForRows(n, i =>
+            {
+                var row = new Span<double>((double*)d + (long)i * n, n);
+                new ReadOnlySpan<double>((double*)s + (long)i * n, i + 1).CopyTo(row);
+                row[(i + 1)..].Clear();
+            });
         }
     }
 
     private static void ZeroStrictUpper(Span<double> matrix, int n)
     {
-        for (int i = 0; i < n; i++)
+        fixed (double* pm = matrix)
         {
-            matrix.Slice(i * n + i + 1, n - i - 1).Clear();
+            nint m = (nint)pm;
+            ForRows(n, i => new Span<double>((double*)m + (long)i * n + i + 1, n - i - 1).Clear());
         }
     }
 
     private static void MirrorLowerToUpper(Span<double> matrix, int n)
     {
-        // Blocked so that the column walk of the lower triangle stays in cache.
+        // Blocked so that the column walk of the lower triangle stays in cache; a task per tile row i0 writes only
+        // columns [i0, i0 + Tile) of the upper triangle.
         const int Tile = 64;
-        for (int i0 = 0; i0 < n; i0 += Tile)
+        fixed (double* pm = matrix)
         {
-            for (int j0 = 0; j0 <= i0; j0 += Tile)
+            nint m = (nint)pm;
+            int tiles = (n + Tile - 1) / Tile;
+            void MirrorTileRow(int t)
             {
-                for (int i = i0; i < Math.Min(n, i0 + Tile); i++)
+                double* a = (double*)m;
+                int i0 = t * Tile;
+                for (int j0 = 0; j0 <= i0; j0 += Tile)
                 {
-                    for (int j = j0; j < Math.Min(i, j0 + Tile); j++)
+                    for (int i = i0; i < Math.Min(n, i0 + Tile); i++)
                     {
-                        matrix[j * n + i] = matrix[i * n + j];
+                        for (int j = j0; j < Math.Min(i, j0 + Tile); j++)
+                        {
+                            a[(long)j * n + i] = a[(long)i * n + j];
+                        }
                     }
                 }
             }
+
+            if (n < ParallelCopyOrder)
+            {
+                for (int t = 0; t < tiles; t++)
+                {
+                    MirrorTileRow(t);
+                }
+            }
+            else
+            {
+                Parallel.For(0, tiles, MirrorTileRow);
+            }
+        }
+    }
+
+    private static void ForRows(int n, Action<int> row)
+    {
+        if (n < ParallelCopyOrder)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                row(i);
+            }
+        }
+        else
+        {
+            Parallel.For(0, n, row);
         }
     }
 

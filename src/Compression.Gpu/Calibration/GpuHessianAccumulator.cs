@@ -109,15 +109,21 @@ public sealed class GpuHessianAccumulator : IDisposable
         var mean = new float[(long)Columns * Columns];
         _mean.View.BaseView.CopyToCPU(mean);
         var h = new double[mean.Length];
-        for (int i = 0; i < Columns; i++)
+        int n = Columns;
+        // Row i reads the computed upper triangle: (i, j) for j ≥ i, and its mirror (j, i) for j < i.
+        System.Threading.Tasks.Parallel.For(0, n, i =>
         {
-            for (int j = i; j < Columns; j++)
+            long row = (long)i * n;
+            for (int j = 0; j < i; j++)
             {
-                double v = 2.0 * mean[(long)i * Columns + j];
-                h[(long)i * Columns + j] = v;
-                h[(long)j * Columns + i] = v;
+                h[row + j] = 2.0 * mean[(long)j * n + i];
             }
-        }
+
+            for (int j = i; j < n; j++)
+            {
+                h[row + j] = 2.0 * mean[row + j];
+            }
+        });
 
         return h;
     }

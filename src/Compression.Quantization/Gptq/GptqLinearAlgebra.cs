@@ -38,12 +38,16 @@ internal static class GptqLinearAlgebra
             return false;
         }
 
-        foreach (double value in upper)
+        // A NaN or ±∞ anywhere makes the sum non-finite; only then (or on overflow of the sum) is every value checked.
+        if (!double.IsFinite(TensorPrimitives.Sum<double>(upper)))
         {
-            if (!double.IsFinite(value))
+            foreach (double value in upper)
             {
-                upper = [];
-                return false;
+                if (!double.IsFinite(value))
+                {
+                    upper = [];
+                    return false;
+                }
             }
         }
 

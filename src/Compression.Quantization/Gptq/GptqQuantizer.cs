@@ -108,7 +108,9 @@ public sealed class GptqQuantizer : ICompressor
             throw new ArgumentException($"gptq: the Hessian holds {hessian.Length} values; the weight's {columns} columns need {columns}×{columns}.", paramName);
         }
 
-        for (int i = 0; i < hessian.Length; i++)
+        // Any NaN or ±∞ makes the sum non-finite (a finite sum cannot hide one), so the scan runs only when one is there.
+        bool scan = !double.IsFinite(TensorPrimitives.Sum<double>(hessian));
+        for (int i = 0; scan && i < hessian.Length; i++)
         {
             if (!double.IsFinite(hessian[i]))
             {
@@ -198,10 +200,13 @@ public sealed class GptqQuantizer : ICompressor
         var phase = Stopwatch.StartNew();
         (double[] upper64, double lambda, double percent, int attempts) = Factorize(hp, columns, context);
         var upper = new float[upper64.Length];
-        for (int i = 0; i < upper.Length; i++)
+        Parallel.For(0, columns, r =>
         {
-            upper[i] = (float)upper64[i];
-        }
+            for (int i = r * columns; i < (r + 1) * columns; i++)
+            {
+                upper[i] = (float)upper64[i];
+            }
+        });
 
         TimeSpan factorization = phase.Elapsed;
         phase.Restart();
@@ -226,11 +231,15 @@ public sealed class GptqQuantizer : ICompressor
 
         DenseTensor reconstruction = partial.Decompress();
         var delta = new double[rows * columns];
-        ReadOnlySpan<float> original = weight.Span, approximation = reconstruction.Span;
-        for (int i = 0; i < delta.Length; i++)
+        Parallel.For(0, rows, r =>
         {
-            delta[i] = (double)original[i] - approximation[i];
-        }
+            ReadOnlySpan<float> original = weight.Span.Slice(r * columns, columns), approximation = reconstruction.Span.Slice(r * columns, columns);
+            Span<double> target = delta.AsSpan(r * columns, columns);
+            for (int i = 0; i < columns; i++)
+            {
+                target[i] = (double)original[i] - approximation[i];
+            }
+        });
 
         phase.Restart();
         double objective = rows == 0 || columns == 0 ? 0 : _engine.SumOfQuadraticForms(delta, rows, columns, hessian) / 2;
@@ -305,14 +314,14 @@ public sealed class GptqQuantizer : ICompressor
     private static T[] Permute<T>(T[] source, int rows, int columns, int[] order)
     {
         var result = new T[source.Length];
-        for (int r = 0; r < rows; r++)
+        Parallel.For(0, rows, r =>
         {
             int offset = r * columns;
             for (int k = 0; k < columns; k++)
             {
                 result[offset + k] = source[offset + order[k]];
             }
-        }
+        });
 
         return result;
     }
@@ -320,14 +329,14 @@ public sealed class GptqQuantizer : ICompressor
     private static double[] PermuteSymmetric(double[] h, int n, int[] order)
     {
         var result = new double[h.Length];
-        for (int a = 0; a < n; a++)
+        Parallel.For(0, n, a =>
         {
             int source = order[a] * n;
             for (int b = 0; b < n; b++)
             {
                 result[a * n + b] = h[source + order[b]];
             }
-        }
+        });
 
         return result;
     }

@@ -98,20 +98,26 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
 
         var errorsHost = new float[cells];
         errors.View.CopyToCPU(errorsHost);
-        var sums = new double[columns];
-        for (int r = 0; r < rows; r++)
+        // Σ_rows e² per column, float64, rows in order; columns in parallel chunks of 64.
+        System.Threading.Tasks.Parallel.For(0, (columns + 63) / 64, chunk =>
         {
-            ReadOnlySpan<float> row = errorsHost.AsSpan(r * columns, columns);
-            for (int k = 0; k < columns; k++)
+            int k0 = chunk * 64, k1 = Math.Min(columns, k0 + 64);
+            Span<double> sums = stackalloc double[64];
+            sums.Clear();
+            for (int r = 0; r < rows; r++)
             {
-                sums[k] += (double)row[k] * row[k];
+                ReadOnlySpan<float> row = errorsHost.AsSpan(r * columns + k0, k1 - k0);
+                for (int k = 0; k < row.Length; k++)
+                {
+                    sums[k] += (double)row[k] * row[k];
+                }
             }
-        }
 
-        for (int k = 0; k < columns; k++)
-        {
-            columnLoss[k] = sums[k] / 2;
-        }
+            for (int k = k0; k < k1; k++)
+            {
+                columnLoss[k] = sums[k - k0] / 2;
+            }
+        });
     }
 
     public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian)
