@@ -112,6 +112,20 @@ public sealed class GpuGptqTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void GpuGptq_IndefiniteHessian_RaisesDampeningLikeTheCpu_AndGivesUpLikeIt()
+    {
+        // H = I − 1.05·uuᵀ has eigenvalue −0.05: the device factorization fails at λ = 1% and succeeds at 10%.
+        const int n = 48;
+        DenseTensor w = RandomData.GaussianMatrix(4, n, seed: 1);
+        var quantizer = new GpuGptqQuantizer(_gpu, GptqOptions.W8PerChannel);
+        GptqTensor q = quantizer.Quantize(w, GptqTests.IdentityMinusRankOne(n, 1.05));
+        Assert.Equal(2, q.Report!.DampeningAttempts);
+        Assert.Equal(0.1, q.Report.DampeningPercent, 1e-12);
+        var beyondRepair = new GpuGptqQuantizer(_gpu, GptqOptions.W8PerChannel with { MaxDampeningAttempts = 2 });
+        Assert.Throws<InvalidOperationException>(() => beyondRepair.Quantize(w, GptqTests.IdentityMinusRankOne(n, 2.0)));
+    }
+
+    [Fact]
     public void GpuGptq_RefusesWhatOnlyTheCpuRuns()
     {
         Assert.Throws<NotSupportedException>(() => new GpuGptqQuantizer(_gpu, new GptqOptions { Quantization = RtnOptions.W4Group128 with { Clipping = ClippingSearch.Default } }));

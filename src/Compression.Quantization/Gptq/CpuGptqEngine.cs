@@ -19,10 +19,30 @@ internal sealed class CpuGptqEngine : GptqEngine
 
     public override string Device => "CPU";
 
-    public override void Sweep(GptqSweepProblem problem, CompressionContext context)
+    public override GptqFactor? TryFactorize(double[] hessian, int n, double lambda)
     {
-        (GroupedFormat format, RtnOptions rtn, int rows, int columns, int block, int groupSize, int groups, float[] wp, float[] upper,
+        if (!GptqLinearAlgebra.TryUpperFactorOfInverse(hessian, n, lambda, out double[] upper64))
+        {
+            return null;
+        }
+
+        var upper = new float[upper64.Length];
+        Parallel.For(0, n, r =>
+        {
+            for (int i = r * n; i < (r + 1) * n; i++)
+            {
+                upper[i] = (float)upper64[i];
+            }
+        });
+
+        return new HostFactor(upper);
+    }
+
+    public override void Sweep(GptqSweepProblem problem, GptqFactor factor, CompressionContext context)
+    {
+        (GroupedFormat format, RtnOptions rtn, int rows, int columns, int block, int groupSize, int groups, float[] wp,
             int[] groupOfColumn, SegmentParameters[] parameters, float tensorScale, byte[] codes, double[] columnLoss) = problem;
+        float[] upper = ((HostFactor)factor).Upper;
         var parallel = new ParallelOptions { CancellationToken = context.CancellationToken };
         var errors = new float[rows * block];
         int blocks = problem.BlockCount;
@@ -66,4 +86,10 @@ internal sealed class CpuGptqEngine : GptqEngine
 
     public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian) =>
         GptqLinearAlgebra.SumOfQuadraticForms(delta, rows, columns, hessian);
+
+    /// <summary>U as a host array, float32, row-major.</summary>
+    private sealed class HostFactor(float[] upper) : GptqFactor
+    {
+        public float[] Upper { get; } = upper;
+    }
 }

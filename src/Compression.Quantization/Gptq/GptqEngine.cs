@@ -6,8 +6,8 @@ using System;
 namespace Compression.Quantization;
 
 /// <summary>
-/// One GPTQ sweep, prepared: the weight in processing order with dead columns zeroed, U (the upper Cholesky factor
-/// of the damped inverse Hessian, float32, processing order) and the group layout. The engine fills
+/// One GPTQ sweep, prepared: the weight in processing order with dead columns zeroed and the group layout (U, the
+/// upper Cholesky factor of the damped inverse Hessian, comes separately as the engine's <see cref="GptqFactor"/>). The engine fills
 /// <see cref="Codes"/>, <see cref="Parameters"/> (dynamic groups) and <see cref="ColumnLosses"/>.
 /// </summary>
 /// <param name="Format">The element format.</param>
@@ -18,7 +18,6 @@ namespace Compression.Quantization;
 /// <param name="GroupSize">Columns per group (the row length per-channel).</param>
 /// <param name="Groups">Groups per row.</param>
 /// <param name="Weight">rows × columns, processing order; the engine may overwrite it.</param>
-/// <param name="Upper">U, columns × columns, row-major, processing order.</param>
 /// <param name="GroupOfColumn">Static groups: processing column → group; empty for dynamic groups.</param>
 /// <param name="Parameters">rows × groups parameters; filled in advance for static groups.</param>
 /// <param name="TensorScale">NVFP4's tensor scale; 1 otherwise.</param>
@@ -33,7 +32,6 @@ internal sealed record GptqSweepProblem(
     int GroupSize,
     int Groups,
     float[] Weight,
-    float[] Upper,
     int[] GroupOfColumn,
     SegmentParameters[] Parameters,
     float TensorScale,
@@ -54,9 +52,26 @@ internal abstract class GptqEngine
     /// <summary>Names the device in <see cref="GptqReport.Device"/>.</summary>
     public abstract string Device { get; }
 
-    /// <summary>Runs the sweep; reports progress per block and honours cancellation per block.</summary>
-    public abstract void Sweep(GptqSweepProblem problem, CompressionContext context);
+    /// <summary>
+    /// U, the upper triangular factor with UᵀU = (H + λI)⁻¹ for the symmetric <paramref name="hessian"/> (n × n,
+    /// processing order), computed in float64 and kept as float32 for the sweep; null when H + λI is not numerically
+    /// positive definite.
+    /// </summary>
+    public abstract GptqFactor? TryFactorize(double[] hessian, int n, double lambda);
+
+    /// <summary>Runs the sweep with a factor from <see cref="TryFactorize"/>; reports progress per block and honours
+    /// cancellation per block.</summary>
+    public abstract void Sweep(GptqSweepProblem problem, GptqFactor factor, CompressionContext context);
 
     /// <summary>Σ over the rows d of <paramref name="delta"/> (rows × columns) of dᵀ·H·d, in float64.</summary>
     public abstract double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian);
+}
+
+/// <summary>U in an engine's memory (host array, device buffer).</summary>
+internal abstract class GptqFactor : IDisposable
+{
+    /// <summary>Releases device memory; nothing for host factors.</summary>
+    public virtual void Dispose()
+    {
+    }
 }

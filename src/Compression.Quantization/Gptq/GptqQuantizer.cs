@@ -198,23 +198,18 @@ public sealed class GptqQuantizer : ICompressor
         int[] groupOfColumn = staticGroups ? order.Select(j => j / groupSize).ToArray() : [];
 
         var phase = Stopwatch.StartNew();
-        (double[] upper64, double lambda, double percent, int attempts) = Factorize(hp, columns, context);
-        var upper = new float[upper64.Length];
-        Parallel.For(0, columns, r =>
-        {
-            for (int i = r * columns; i < (r + 1) * columns; i++)
-            {
-                upper[i] = (float)upper64[i];
-            }
-        });
-
+        (GptqFactor factor, double lambda, double percent, int attempts) = Factorize(hp, columns, context);
         TimeSpan factorization = phase.Elapsed;
         phase.Restart();
         var codes = new byte[rows * columns];
         var columnLoss = new double[columns];
-        var problem = new GptqSweepProblem(format, rtn, rows, columns, block, groupSize, groups, wp, upper, groupOfColumn, parameters, tensorScale,
-            codes, columnLoss);
-        _engine.Sweep(problem, context);
+        using (factor)
+        {
+            var problem = new GptqSweepProblem(format, rtn, rows, columns, block, groupSize, groups, wp, groupOfColumn, parameters, tensorScale,
+                codes, columnLoss);
+            _engine.Sweep(problem, factor, context);
+        }
+
         TimeSpan sweep = phase.Elapsed;
 
         // Static groups are contiguous in the original order: store that order. Otherwise store the processing order,
@@ -260,8 +255,8 @@ public sealed class GptqQuantizer : ICompressor
         return new GptqTensor(quantized, stored, report, Options.Rotation);
     }
 
-    /// <summary>U with UᵀU = (H + λI)⁻¹, raising λ geometrically while the factorization fails.</summary>
-    private (double[] Upper, double Lambda, double Percent, int Attempts) Factorize(double[] h, int columns, CompressionContext context)
+    /// <summary>U with UᵀU = (H + λI)⁻¹ (in the engine's memory), raising λ geometrically while the factorization fails.</summary>
+    private (GptqFactor Factor, double Lambda, double Percent, int Attempts) Factorize(double[] h, int columns, CompressionContext context)
     {
         double meanDiagonal = 0;
         for (int j = 0; j < columns; j++)
@@ -274,7 +269,7 @@ public sealed class GptqQuantizer : ICompressor
         for (int attempt = 1; ; attempt++)
         {
             double lambda = percent * meanDiagonal;
-            if (GptqLinearAlgebra.TryUpperFactorOfInverse(h, columns, lambda, out double[] upper))
+            if (_engine.TryFactorize(h, columns, lambda) is { } upper)
             {
                 if (attempt > 1)
                 {

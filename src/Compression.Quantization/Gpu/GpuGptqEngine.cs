@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using Compression.Gpu.Numerics;
 using Compression.Gpu.Runtime;
 using ILGPU;
 using ILGPU.Runtime;
@@ -11,7 +12,8 @@ namespace Compression.Quantization.Gpu;
 /// <summary>
 /// GPTQ's sweep and objective on an accelerator: the weight, U, codes and errors stay on the device for the whole
 /// sweep; per block, one kernel quantizes the block (a thread per row) and one tiled GEMM applies the lazy update.
-/// Codes, scales and errors come back once at the end. The objective is a float64 tiled product on the device.
+/// Codes, scales and errors come back once at the end. U is factorized on the device in float64
+/// (<see cref="GpuCholesky"/>) and stays there; the objective is a float64 tiled product on the device.
 /// </summary>
 internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
 {
@@ -19,9 +21,24 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
 
     public override string Device => gpu.DeviceName;
 
-    public override void Sweep(GptqSweepProblem problem, CompressionContext context)
+    /// <summary>U on the device (<see cref="GpuCholesky"/>): H goes up once, U never comes back.</summary>
+    public override GptqFactor? TryFactorize(double[] hessian, int n, double lambda)
     {
-        (GroupedFormat _, RtnOptions rtn, int rows, int columns, int block, int groupSize, int groups, float[] wp, float[] upper,
+        Accelerator accelerator = gpu.Accelerator;
+        using MemoryBuffer1D<double, Stride1D.Dense> h = accelerator.Allocate1D(hessian);
+        MemoryBuffer1D<float, Stride1D.Dense> upper = accelerator.Allocate1D<float>(Math.Max(1L, (long)n * n));
+        if (!GpuCholesky.TryUpperFactorOfInverse(gpu, h.View, n, lambda, upper.View.SubView(0, (long)n * n)))
+        {
+            upper.Dispose();
+            return null;
+        }
+
+        return new DeviceFactor(upper);
+    }
+
+    public override void Sweep(GptqSweepProblem problem, GptqFactor factor, CompressionContext context)
+    {
+        (GroupedFormat _, RtnOptions rtn, int rows, int columns, int block, int groupSize, int groups, float[] wp,
             int[] groupOfColumn, SegmentParameters[] parameters, float tensorScale, byte[] codes, double[] columnLoss) = problem;
         if (rows == 0 || columns == 0)
         {
@@ -33,7 +50,7 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
         bool staticGroups = groupOfColumn.Length > 0;
         long cells = (long)rows * columns;
         using MemoryBuffer1D<float, Stride1D.Dense> w = accelerator.Allocate1D(wp);
-        using MemoryBuffer1D<float, Stride1D.Dense> u = accelerator.Allocate1D(upper);
+        MemoryBuffer1D<float, Stride1D.Dense> u = ((DeviceFactor)factor).Upper;
         using MemoryBuffer1D<byte, Stride1D.Dense> codesOnDevice = accelerator.Allocate1D<byte>(cells);
         using MemoryBuffer1D<float, Stride1D.Dense> errors = accelerator.Allocate1D<float>(cells);
         using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D(Array.ConvertAll(parameters, p => p.Scale));
@@ -140,5 +157,13 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
         }
 
         return total;
+    }
+
+    /// <summary>U in device memory, float32, row-major.</summary>
+    private sealed class DeviceFactor(MemoryBuffer1D<float, Stride1D.Dense> upper) : GptqFactor
+    {
+        public MemoryBuffer1D<float, Stride1D.Dense> Upper { get; } = upper;
+
+        public override void Dispose() => Upper.Dispose();
     }
 }

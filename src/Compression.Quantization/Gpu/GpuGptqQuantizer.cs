@@ -13,11 +13,11 @@ namespace Compression.Quantization.Gpu;
 /// algorithm, options and <see cref="GptqTensor"/> as <see cref="GptqQuantizer"/>.
 /// </summary>
 /// <remarks>
-/// <para>On the device: the in-block sweep (a thread per row; the format's scale rule and element coding are the GPU
-/// RTN kernels', equal to the CPU's bit for bit), the lazy updates W[:, end:] −= E·U[block, end:] (a tiled float32
-/// GEMM) and the float64 objective. On the host: the dampening loop with the float64 factorization of H + λI and U
-/// (<c>Compression.Numerics</c>' blocked Cholesky, multi-threaded; a documented CPU fallback, since U must be float64
-/// before it is rounded to float32 and cuSOLVER is not reachable from ILGPU), act-order, static groups and packing.</para>
+/// <para>On the device: the float64 factorization of H + λI and U (<see cref="Compression.Gpu.Numerics.GpuCholesky"/>,
+/// retried with more dampening as on the CPU), the in-block sweep (a warp per row; the format's scale rule and element
+/// coding are the GPU RTN kernels', equal to the CPU's bit for bit), the lazy updates W[:, end:] −= E·U[block, end:]
+/// (a tiled float32 GEMM) and the float64 objective. On the host: dead inputs, act-order, static groups and
+/// packing.</para>
 /// <para>Results equal the CPU quantizer's up to float32 rounding order in the updates: a weight within rounding of a
 /// decision boundary can take the other code. The tests hold at least 99.5% of codes equal and the objective within
 /// 1e-4.</para>
