@@ -106,9 +106,9 @@ public sealed class GpuHessianAccumulator : IDisposable
     /// <summary>H = 2·XᵀX/n, Columns × Columns row-major, symmetric (all zeros before the first batch).</summary>
     public double[] GetHessian()
     {
-        var mean = new float[(long)Columns * Columns];
+        float[] mean = GC.AllocateUninitializedArray<float>(Columns * Columns);
         _mean.View.BaseView.CopyToCPU(mean);
-        var h = new double[mean.Length];
+        double[] h = GC.AllocateUninitializedArray<double>(mean.Length);
         int n = Columns;
         // Row i reads the computed upper triangle: (i, j) for j ≥ i, and its mirror (j, i) for j < i.
         System.Threading.Tasks.Parallel.For(0, n, i =>

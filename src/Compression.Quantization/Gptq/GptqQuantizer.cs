@@ -159,14 +159,15 @@ public sealed class GptqQuantizer : ICompressor
         float tensorScale = format.TensorScaleFor(weight.Length == 0 ? 0 : MathF.Abs(TensorPrimitives.MaxMagnitude(weight.Span)));
 
         // Dead inputs: no calibration signal, so their weights cannot matter to the objective; zero them and give H a
-        // unit diagonal there so it stays invertible.
-        double[] h = (double[])hessian.Clone();
+        // unit diagonal there (in the permuted copy below) so it stays invertible.
+        var diagonal = new double[columns];
         int dead = 0;
         for (int j = 0; j < columns; j++)
         {
-            if (h[j * columns + j] == 0)
+            diagonal[j] = hessian[j * columns + j];
+            if (diagonal[j] == 0)
             {
-                h[j * columns + j] = 1;
+                diagonal[j] = 1;
                 dead++;
                 for (int r = 0; r < rows; r++)
                 {
@@ -191,10 +192,15 @@ public sealed class GptqQuantizer : ICompressor
 
         // Act-order: most-active inputs first (a stable sort, so equal diagonals keep their order and runs are reproducible).
         int[] order = Options.ActOrder
-            ? Enumerable.Range(0, columns).OrderByDescending(j => h[j * columns + j]).ToArray()
+            ? Enumerable.Range(0, columns).OrderByDescending(j => diagonal[j]).ToArray()
             : Enumerable.Range(0, columns).ToArray();
         float[] wp = Permute(w, rows, columns, order);
-        double[] hp = PermuteSymmetric(h, columns, order);
+        double[] hp = PermuteSymmetric(hessian, columns, order);
+        for (int k = 0; k < columns; k++)
+        {
+            hp[k * columns + k] = diagonal[order[k]];
+        }
+
         int[] groupOfColumn = staticGroups ? order.Select(j => j / groupSize).ToArray() : [];
 
         var phase = Stopwatch.StartNew();
@@ -225,7 +231,7 @@ public sealed class GptqQuantizer : ICompressor
         var partial = new GptqTensor(quantized, stored);
 
         DenseTensor reconstruction = partial.Decompress();
-        var delta = new double[rows * columns];
+        double[] delta = GC.AllocateUninitializedArray<double>(rows * columns);
         Parallel.For(0, rows, r =>
         {
             ReadOnlySpan<float> original = weight.Span.Slice(r * columns, columns), approximation = reconstruction.Span.Slice(r * columns, columns);
@@ -308,7 +314,7 @@ public sealed class GptqQuantizer : ICompressor
     /// <summary>result[r, k] = source[r, order[k]].</summary>
     private static T[] Permute<T>(T[] source, int rows, int columns, int[] order)
     {
-        var result = new T[source.Length];
+        T[] result = GC.AllocateUninitializedArray<T>(source.Length);
         Parallel.For(0, rows, r =>
         {
             int offset = r * columns;
@@ -323,7 +329,7 @@ public sealed class GptqQuantizer : ICompressor
 
     private static double[] PermuteSymmetric(double[] h, int n, int[] order)
     {
-        var result = new double[h.Length];
+        double[] result = GC.AllocateUninitializedArray<double>(h.Length);
         Parallel.For(0, n, a =>
         {
             int source = order[a] * n;

@@ -140,15 +140,39 @@ public sealed class GptqTensor : CompressedTensor
             return;
         }
 
-        var stored = new float[Rows * Columns];
+        float[] stored = GC.AllocateUninitializedArray<float>(Rows * Columns);
         Quantized.DecompressTo(stored);
+        int columns = Columns;
+        int[] permutation = _permutation;
+        if (Rows > 1)
+        {
+            // Rows scatter independently, in parallel, straight into the destination.
+            unsafe
+            {
+                fixed (float* target = destination)
+                {
+                    nint address = (nint)target;
+                    System.Threading.Tasks.Parallel.For(0, Rows, r =>
+                    {
+                        float* row = (float*)address + (long)r * columns;
+                        for (int k = 0; k < columns; k++)
+                        {
+                            row[permutation[k]] = stored[r * columns + k];
+                        }
+                    });
+                }
+            }
+
+            return;
+        }
+
         for (int r = 0; r < Rows; r++)
         {
-            ReadOnlySpan<float> source = stored.AsSpan(r * Columns, Columns);
-            Span<float> target = destination.Slice(r * Columns, Columns);
-            for (int k = 0; k < Columns; k++)
+            ReadOnlySpan<float> source = stored.AsSpan(r * columns, columns);
+            Span<float> target = destination.Slice(r * columns, columns);
+            for (int k = 0; k < columns; k++)
             {
-                target[_permutation[k]] = source[k];
+                target[permutation[k]] = source[k];
             }
         }
     }
