@@ -257,6 +257,38 @@ public class GptqTests(ITestOutputHelper output)
         Assert.Equal("weight", e3.ParamName);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Gptq_DeadInputs_AreZeroed_AndTheObjectiveIsWhatTheResultAchieves(bool actOrder)
+    {
+        // Inputs 3, 17 and 40 never fire: their rows and columns of H are zero.
+        const int Columns = 64;
+        DenseTensor x = RandomData.GaussianMatrix(200, Columns, seed: 4);
+        for (int r = 0; r < x.Rows; r++)
+        {
+            x[r, 3] = x[r, 17] = x[r, 40] = 0;
+        }
+
+        var hessian = new HessianAccumulator(Columns);
+        hessian.Add(x);
+        DenseTensor w = RandomData.GaussianMatrix(8, Columns, seed: 5);
+        var options = new GptqOptions { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(16) }, ActOrder = actOrder };
+        GptqTensor q = new GptqQuantizer(options).Quantize(w, CompressionContext.Default with { InputHessian = hessian });
+        Assert.Equal(3, q.Report!.DeadColumns);
+        DenseTensor result = q.Decompress();
+        for (int r = 0; r < w.Rows; r++)
+        {
+            Assert.Equal(0f, result[r, 3]);
+            Assert.Equal(0f, result[r, 17]);
+            Assert.Equal(0f, result[r, 40]);
+        }
+
+        double direct = GptqReference.Objective(w, result, hessian.GetHessian());
+        Assert.Equal(direct, q.Report.Objective, direct * 1e-9);
+        Assert.Equal(GptqReference.Run(w, hessian.GetHessian(), options).Objective, q.Report.Objective, direct * 1e-4);
+    }
+
     [Fact]
     public void Gptq_AllZeroInputs_GiveAnAllZeroResult()
     {

@@ -17,7 +17,8 @@ namespace Compression.Quantization;
 /// <param name="Block">Columns per block (a multiple of the group size for per-group scales).</param>
 /// <param name="GroupSize">Columns per group (the row length per-channel).</param>
 /// <param name="Groups">Groups per row.</param>
-/// <param name="Weight">rows × columns, processing order; the engine may overwrite it.</param>
+/// <param name="Weight">rows × columns, processing order; on return it holds Q, the dequantized codes (as the
+/// reference implementation leaves Q in the layer).</param>
 /// <param name="GroupOfColumn">Static groups: processing column → group; empty for dynamic groups.</param>
 /// <param name="Parameters">rows × groups parameters; filled in advance for static groups.</param>
 /// <param name="TensorScale">NVFP4's tensor scale; 1 otherwise.</param>

@@ -12,7 +12,7 @@ internal static class GptqKernels
 {
     /// <summary>
     /// Quantizes columns [<paramref name="first"/>, <paramref name="end"/>) of one row (processing order) in place of
-    /// the paper's inner loop: q = Q(w_j), e = (w_j − q) / U_jj, w_(j+1..end) −= e·U_(j, j+1..end).
+    /// the paper's inner loop: q = Q(w_j), e = (w_j − q) / U_jj, w_(j+1..end) −= e·U_(j, j+1..end); w_j becomes q.
     /// </summary>
     /// <param name="format">The element format.</param>
     /// <param name="options">The format's options.</param>
@@ -56,6 +56,7 @@ internal static class GptqKernels
             format.EncodeSegmentWith(new ReadOnlySpan<float>(in w), p, options, code);
             format.DecodeSegment(code, p, options, decoded);
             codes[j] = code[0];
+            row[j] = decoded[0];
             float error = (w - decoded[0]) / upper[j * columns + j];
             errors[j - first] = error;
             int rest = end - j - 1;

@@ -155,12 +155,12 @@ public sealed class GptqQuantizer : ICompressor
         block = Math.Max(1, Math.Min(block, Math.Max(columns, 1)));
         var parallel = new ParallelOptions { CancellationToken = context.CancellationToken };
 
-        float[] w = weight.Span.ToArray();
         float tensorScale = format.TensorScaleFor(weight.Length == 0 ? 0 : MathF.Abs(TensorPrimitives.MaxMagnitude(weight.Span)));
 
-        // Dead inputs: no calibration signal, so their weights cannot matter to the objective; zero them and give H a
-        // unit diagonal there (in the permuted copy below) so it stays invertible.
+        // Dead inputs: no calibration signal, so their weights cannot matter to the objective; they are zeroed, and H
+        // gets a unit diagonal there (in the permuted copy below) so it stays invertible.
         var diagonal = new double[columns];
+        var isDead = new bool[columns];
         int dead = 0;
         for (int j = 0; j < columns; j++)
         {
@@ -168,33 +168,47 @@ public sealed class GptqQuantizer : ICompressor
             if (diagonal[j] == 0)
             {
                 diagonal[j] = 1;
+                isDead[j] = true;
                 dead++;
-                for (int r = 0; r < rows; r++)
-                {
-                    w[r * columns + j] = 0;
-                }
             }
         }
 
         var parameters = new SegmentParameters[rows * groups];
         if (staticGroups)
         {
-            Parallel.For(0, rows, parallel, r =>
+            Parallel.For(0, rows, parallel, () => new float[columns], (r, _, row) =>
             {
-                ReadOnlySpan<float> row = w.AsSpan(r * columns, columns);
+                weight.Span.Slice(r * columns, columns).CopyTo(row);
+                for (int j = 0; j < columns; j++)
+                {
+                    row[j] = isDead[j] ? 0 : row[j];
+                }
+
                 for (int s = 0; s < groups; s++)
                 {
                     (int start, int length) = layout.Segment(s);
-                    parameters[r * groups + s] = format.ChooseSegment(row.Slice(start, length), tensorScale, rtn);
+                    parameters[r * groups + s] = format.ChooseSegment(row.AsSpan(start, length), tensorScale, rtn);
                 }
-            });
+
+                return row;
+            }, _ => { });
         }
 
         // Act-order: most-active inputs first (a stable sort, so equal diagonals keep their order and runs are reproducible).
         int[] order = Options.ActOrder
             ? Enumerable.Range(0, columns).OrderByDescending(j => diagonal[j]).ToArray()
             : Enumerable.Range(0, columns).ToArray();
-        float[] wp = Permute(w, rows, columns, order);
+        float[] wp = GC.AllocateUninitializedArray<float>(rows * columns);
+        Parallel.For(0, rows, r =>
+        {
+            ReadOnlySpan<float> source = weight.Span.Slice(r * columns, columns);
+            Span<float> target = wp.AsSpan(r * columns, columns);
+            for (int k = 0; k < columns; k++)
+            {
+                target[k] = isDead[order[k]] ? 0 : source[order[k]];
+            }
+        });
+
         double[] hp = PermuteSymmetric(hessian, columns, order);
         for (int k = 0; k < columns; k++)
         {
@@ -228,22 +242,28 @@ public sealed class GptqQuantizer : ICompressor
         }
 
         QuantizedTensor quantized = Pack(format, rtn, granularity, rows, columns, codes, parameters, tensorScale);
-        var partial = new GptqTensor(quantized, stored);
 
-        DenseTensor reconstruction = partial.Decompress();
+        // The sweep left Q (dequantized, processing order) in wp: δ = W − Q in processing order, with the undamped H
+        // permuted alike (dead inputs back to their zero diagonal: their rows and columns of H are zero, so their δ
+        // does not count, as in the original order).
+        for (int k = 0; k < columns; k++)
+        {
+            hp[k * columns + k] = hessian[order[k] * columns + order[k]];
+        }
+
         double[] delta = GC.AllocateUninitializedArray<double>(rows * columns);
         Parallel.For(0, rows, r =>
         {
-            ReadOnlySpan<float> original = weight.Span.Slice(r * columns, columns), approximation = reconstruction.Span.Slice(r * columns, columns);
+            ReadOnlySpan<float> original = weight.Span.Slice(r * columns, columns), approximation = wp.AsSpan(r * columns, columns);
             Span<double> target = delta.AsSpan(r * columns, columns);
-            for (int i = 0; i < columns; i++)
+            for (int k = 0; k < columns; k++)
             {
-                target[i] = (double)original[i] - approximation[i];
+                target[k] = (double)original[order[k]] - approximation[k];
             }
         });
 
         phase.Restart();
-        double objective = rows == 0 || columns == 0 ? 0 : _engine.SumOfQuadraticForms(delta, rows, columns, hessian) / 2;
+        double objective = rows == 0 || columns == 0 ? 0 : _engine.SumOfQuadraticForms(delta, rows, columns, hp) / 2;
         TimeSpan objectiveTime = phase.Elapsed;
         var losses = new double[columns];
         for (int k = 0; k < columns; k++)

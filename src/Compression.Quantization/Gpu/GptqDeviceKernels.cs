@@ -41,7 +41,7 @@ internal static class GptqDeviceKernels
 
     /// <summary>
     /// The in-block sweep with a warp per row: lane l holds columns l, l + 32, … of the row's block in local memory
-    /// (registers or L1, never written back: a quantized column is not read again). Per column, the owner lane's
+    /// (registers or L1); a quantized column's q goes back to W, as in the reference. Per column, the owner lane's
     /// value is broadcast by a shuffle, every lane computes the same code and error, and each lane updates its own
     /// later columns with U's row read coalesced. A dynamic group's statistics are a masked butterfly reduction over
     /// the block (max, min and max |w| are order-free, so they equal the CPU's); a per-channel group, which spans the
@@ -150,6 +150,7 @@ internal static class GptqDeviceKernels
             {
                 codes[rowStart + column] = (byte)code;
                 errors[rowStart + column] = error;
+                w[rowStart + column] = q;
             }
 
             if (error != 0)
@@ -218,6 +219,7 @@ internal static class GptqDeviceKernels
             int code = QuantizeKernels.EncodeValue(x, scale, zero, spec, sweep.TensorScale) & mask;
             float q = QuantizeKernels.DecodeValue(code, scale, zero, spec, sweep.TensorScale);
             codes[rowStart + j] = (byte)code;
+            w[rowStart + j] = q;
             long diagonal = (long)j * columns;
             float error = (x - q) / upper[diagonal + j];
             errors[rowStart + j] = error;

@@ -104,6 +104,7 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
         }
 
         codesOnDevice.View.CopyToCPU(codes);
+        w.View.CopyToCPU(wp);
         var scalesHost = new float[parameters.Length];
         var zerosHost = new byte[parameters.Length];
         scales.View.CopyToCPU(scalesHost);
