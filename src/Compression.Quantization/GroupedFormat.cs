@@ -212,6 +212,11 @@ internal abstract class GroupedFormat : NumberFormat
     /// <summary>Chooses every group's scale from all statistics (the two-pass path). The default chooses group by group.</summary>
     private protected virtual GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
     {
+        if (options.Clipping is not null && SupportsScaleSearch)
+        {
+            return SearchScales(weight, layout, stats, options);
+        }
+
         float tensorScale = 1f;
         if (UsesTensorScale)
         {
@@ -400,8 +405,128 @@ internal abstract class GroupedFormat : NumberFormat
 
     /// <summary>The parameters the format chooses for a group holding exactly the values <paramref name="x"/> (one row's
     /// segment), the same as the whole-matrix driver chooses for the same values.</summary>
-    internal virtual SegmentParameters ChooseSegment(ReadOnlySpan<float> x, float tensorScale, RtnOptions options) =>
-        ChooseGroup(GroupStats.Of(x, Statistics(options)), tensorScale, options);
+    internal virtual SegmentParameters ChooseSegment(ReadOnlySpan<float> x, float tensorScale, RtnOptions options)
+    {
+        GroupStats stats = GroupStats.Of(x, Statistics(options));
+        return options.Clipping is not null && SupportsScaleSearch ? SearchScale(x, stats, tensorScale, options) : ChooseGroup(stats, tensorScale, options);
+    }
+
+    // ---- The scale search of FP, MX and NVFP4 formats (RtnOptions.Clipping). ----
+
+    /// <summary>Whether <see cref="RtnOptions.Clipping"/> runs <see cref="SearchScale"/> (FP, MX, NVFP4; integer formats
+    /// have their own range search).</summary>
+    internal virtual bool SupportsScaleSearch => false;
+
+    /// <summary>The next representable scale above <paramref name="scale"/> where scales are rounded to a coarse grid
+    /// (MX: ×2, NVFP4: the next E4M3 value), so that the format's own choice, rounded down, can still clip; null otherwise.</summary>
+    private protected virtual float? ScaleAbove(float scale) => null;
+
+    /// <summary>
+    /// The least-error scale of one group: the candidates are the format's own choice, the next representable scale
+    /// above it (<see cref="ScaleAbove"/>), and the format's choice for the shrunk statistics p·(min, max, max |w|) for
+    /// p = 1 − 1/Grid, … down to 1 − MaxShrink (each distinct scale tried once); the one with the least
+    /// Σ|x − dq(q(x))|^Norm (float64) wins, the format's own choice on ties. Every candidate is a scale the format can
+    /// store, so the result decodes like any other.
+    /// </summary>
+    private protected SegmentParameters SearchScale(ReadOnlySpan<float> x, GroupStats stats, float tensorScale, RtnOptions options)
+    {
+        ClippingSearch search = options.Clipping!;
+        byte[] codes = ArrayPool<byte>.Shared.Rent(Math.Max(1, x.Length));
+        float[] decoded = ArrayPool<float>.Shared.Rent(Math.Max(1, x.Length));
+        try
+        {
+            SegmentParameters best = ChooseGroup(stats, tensorScale, options);
+            double bestError = SearchError(x, best, options, search.Norm, codes, decoded);
+            if (ScaleAbove(best.Scale) is float above)
+            {
+                Consider(best with { Scale = above }, x, options, search.Norm, codes, decoded, ref best, ref bestError);
+            }
+
+            float previous = best.Scale;
+            int steps = (int)(search.MaxShrink * search.Grid);
+            for (int i = 1; i <= steps; i++)
+            {
+                float p = 1f - (float)i / search.Grid;
+                GroupStats shrunk = stats;
+                shrunk.AbsMax *= p;
+                shrunk.Min *= p;
+                shrunk.Max *= p;
+                SegmentParameters candidate = ChooseGroup(shrunk, tensorScale, options);
+                if (candidate.Scale == previous)
+                {
+                    continue;
+                }
+
+                previous = candidate.Scale;
+                Consider(candidate, x, options, search.Norm, codes, decoded, ref best, ref bestError);
+            }
+
+            return best;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(codes);
+            ArrayPool<float>.Shared.Return(decoded);
+        }
+    }
+
+    private void Consider(SegmentParameters candidate, ReadOnlySpan<float> x, RtnOptions options, double norm, byte[] codes, float[] decoded,
+        ref SegmentParameters best, ref double bestError)
+    {
+        if (candidate.Scale == 0 || !float.IsFinite(candidate.Scale))
+        {
+            return;
+        }
+
+        double error = SearchError(x, candidate, options, norm, codes, decoded);
+        if (error < bestError)
+        {
+            best = candidate;
+            bestError = error;
+        }
+    }
+
+    private double SearchError(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, double norm, byte[] codes, float[] decoded)
+    {
+        Span<byte> c = codes.AsSpan(0, x.Length);
+        Span<float> d = decoded.AsSpan(0, x.Length);
+        EncodeSegment(x, parameters, options, c);
+        DecodeSegment(c, parameters, options, d);
+        double error = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            error += Math.Pow(Math.Abs((double)d[i] - x[i]), norm);
+        }
+
+        return error;
+    }
+
+    /// <summary>The two-pass path under a scale search: every group searched on its own values (groups in parallel).</summary>
+    private GroupScales SearchScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    {
+        float amax = 0;
+        foreach (GroupStats group in stats)
+        {
+            amax = MathF.Max(amax, group.AbsMax);
+        }
+
+        float tensorScale = UsesTensorScale ? TensorScale(amax) : 1f;
+        var scales = new float[stats.Length];
+        Parallel.For(0, stats.Length, g =>
+        {
+            (int firstRow, int rowCount, int segment) = layout.GroupExtent(g);
+            (int start, int length) = layout.Segment(segment);
+            float[] values = new float[rowCount * length];
+            for (int r = 0; r < rowCount; r++)
+            {
+                weight.Span.Slice((firstRow + r) * layout.Columns + start, length).CopyTo(values.AsSpan(r * length, length));
+            }
+
+            scales[g] = SearchScale(values, stats[g], tensorScale, options).Scale;
+        });
+
+        return new GroupScales(scales, Encoding(options)) { Global = tensorScale };
+    }
 
     /// <summary>Encodes values against a group's parameters (finite inputs); one code per byte.</summary>
     internal void EncodeSegmentWith(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>

@@ -145,9 +145,10 @@ public abstract class NumberFormat
                 nameof(options));
         }
 
-        if (options.Clipping is not null)
+        if (options.Clipping is not null && this is not GroupedFormat { SupportsScaleSearch: true })
         {
-            throw new ArgumentException($"Clipping search is implemented for integer formats; {Name} does not take it.", nameof(options));
+            throw new ArgumentException($"The clipping (scale) search is implemented for integer, FP, MX and NVFP4 formats; {Name} does not take it.",
+                nameof(options));
         }
     }
 

@@ -31,6 +31,8 @@ public class GptqTests(ITestOutputHelper output)
         ["mxfp4"] = (RtnOptions.Mxfp4, 32, 128, 128),
         ["nvfp4"] = (RtnOptions.Nvfp4, 32, 128, 40),
         ["int4-g48-tail"] = (new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerGroup(48) }, 16, 128, 128),
+        ["nvfp4-scale-search"] = (RtnOptions.Nvfp4 with { Clipping = ClippingSearch.Default with { Grid = 20 } }, 16, 128, 64),
+        ["mxfp4-scale-search"] = (RtnOptions.Mxfp4 with { Clipping = ClippingSearch.Default with { Grid = 20 } }, 16, 128, 64),
         ["ternary-absmean-g64"] = (new RtnOptions { Format = NumberFormat.TernaryAbsMean, Granularity = Granularity.PerGroup(64) }, 32, 128, 64),
         ["ternary-twn-per-channel"] = (new RtnOptions { Format = NumberFormat.TernaryThreshold, Granularity = Granularity.PerChannel }, 32, 96, 32),
     };

@@ -283,7 +283,8 @@ public class RoundToNearestTests
         Assert.Throws<ArgumentException>("Granularity", () => new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerGroup(128) }.CreateCompressor().Compress(w, CompressionContext.Default));
         Assert.Throws<ArgumentException>("options", () => new RtnOptions { Format = NumberFormat.Fp8E4M3, Symmetric = false }.CreateCompressor().Compress(w, CompressionContext.Default));
         Assert.Throws<ArgumentException>("options", () => new RtnOptions { Format = NumberFormat.Mxfp4, Granularity = Granularity.PerChannel }.CreateCompressor().Compress(w, CompressionContext.Default));
-        Assert.Throws<ArgumentException>("options", () => new RtnOptions { Format = NumberFormat.Nvfp4, Clipping = ClippingSearch.Default }.CreateCompressor().Compress(w, CompressionContext.Default));
+        Assert.Throws<ArgumentException>("options", () => new RtnOptions { Format = NumberFormat.Nf4, Clipping = ClippingSearch.Default }.CreateCompressor().Compress(w, CompressionContext.Default));
+        Assert.Throws<ArgumentException>("options", () => new RtnOptions { Format = NumberFormat.TernaryAbsMean, Clipping = ClippingSearch.Default }.CreateCompressor().Compress(w, CompressionContext.Default));
         Assert.Throws<ArgumentOutOfRangeException>("ScaleStorage", () => new RtnOptions { ScaleStorage = ScaleEncoding.E8M0 });
         Assert.Throws<ArgumentOutOfRangeException>("MaxShrink", () => new ClippingSearch { MaxShrink = 1.5 });
         Assert.Throws<ArgumentNullException>("Format", () => new RtnOptions { Format = null! });

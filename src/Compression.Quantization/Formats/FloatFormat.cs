@@ -23,6 +23,10 @@ internal sealed class FloatFormat(MiniFloatCodec codec) : GroupedFormat
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
         new(RoundScale(stats.AbsMax / Codec.MaxNormal, options.ScaleStorage), 0, 1f, 0);
 
+    internal override bool SupportsScaleSearch => true;
+
+    private protected override bool ScalesAreLocal(RtnOptions options) => options.Clipping is null;
+
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes) =>
         MiniFloatPrimitives.QuantizeFinite(Codec, x, parameters.Scale, options.Saturate, codes);
 

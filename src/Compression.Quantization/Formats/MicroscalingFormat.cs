@@ -72,6 +72,13 @@ internal sealed class MicroscalingFormat : GroupedFormat
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
         new(E8M0.PowerOfTwo(E8M0.SharedExponent(stats.AbsMax, Element?.MaxExponent ?? Int8MaxExponent)), 0, 1f, 0);
 
+    internal override bool SupportsScaleSearch => true;
+
+    private protected override bool ScalesAreLocal(RtnOptions options) => options.Clipping is null;
+
+    /// <summary>The OCP rule floors log2(amax), so the largest elements of a block can saturate; twice the scale cannot.</summary>
+    private protected override float? ScaleAbove(float scale) => scale < E8M0.PowerOfTwo(127) ? scale * 2 : null;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private protected override void EncodeSegment(ReadOnlySpan<float> x, in SegmentParameters parameters, RtnOptions options, Span<byte> codes)
     {

@@ -36,6 +36,18 @@ internal sealed class Nvfp4Format : GroupedFormat
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
         new(default(BlockScaleRule).Scale(stats.AbsMax, tensorScale), 0, tensorScale, 0);
 
+    internal override bool SupportsScaleSearch => true;
+
+    private protected override bool ScalesAreLocal(RtnOptions options) => options.Clipping is null;
+
+    /// <summary>The block scale is amax/(6·g) rounded to nearest E4M3, which may round down and saturate the block's
+    /// largest element: the next E4M3 value up is a candidate too.</summary>
+    private protected override float? ScaleAbove(float scale)
+    {
+        byte code = MiniFloatCodec.Fp8E4M3.EncodeGridValue(scale);
+        return (code & 0x7F) < 0x7E ? MiniFloatCodec.Fp8E4M3.Decode((byte)(code + 1)) : null;
+    }
+
     private protected override bool HasRowKernel => true;
 
     private protected override bool QuantizeRow(ReadOnlySpan<float> row, float tensorScale, Span<float> scales, Span<byte> codes) =>

@@ -372,13 +372,19 @@ public sealed class GpuRoundToNearestQuantizer
         {
             throw new NotSupportedException($"GPU quantization: {options.Format} is not a round-to-nearest format of this library. Use RoundToNearestQuantizer.");
         }
+
+        if (options.Clipping is not null && options.Format is FloatFormat or MicroscalingFormat or Nvfp4Format)
+        {
+            throw new NotSupportedException(
+                $"GPU quantization: the scale search of {options.Format} runs on the CPU only (RoundToNearestQuantizer); the GPU runs the integer range search.");
+        }
     }
 
     /// <summary>Whether the fast kernels apply: row-local groups whose scale follows from their absmax or range alone,
     /// stored as float32, with saturating FP. MX and NVFP4 fix their own scale type and always saturate.</summary>
     internal static bool IsFast(RtnOptions options) => options.Format switch
     {
-        MicroscalingFormat or Nvfp4Format => true,
+        MicroscalingFormat or Nvfp4Format => options.Clipping is null,
         IntegerFormat or FloatFormat => options.EffectiveGranularity is PerChannelGranularity or PerGroupGranularity &&
                                         options.ScaleStorage == ScaleEncoding.Float32 && options.Clipping is null &&
                                         (options.Saturate || options.Format is IntegerFormat),
