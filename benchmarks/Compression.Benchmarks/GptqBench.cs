@@ -11,7 +11,7 @@ namespace Compression.Benchmarks;
 /// whole groups) on a square layer with correlated calibration inputs, against the same
 /// algorithm without lazy batch updates (block size 1: every column's error updates the rest of the matrix at once,
 /// as the paper's unblocked form does) measured in the same run. The comparison with the reference Python
-/// implementation is in docs/gptq.md (`benchmarks/gptq-timing.cs` beside `reference/gptq_reference.py`).
+/// implementation is in docs/gptq.md (`Compression.GpuBench gptq` beside `reference/gptq_reference.py`).
 /// </summary>
 [SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 3)]
 public class GptqBench

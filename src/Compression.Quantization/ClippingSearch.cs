@@ -10,6 +10,13 @@ namespace Compression.Quantization;
 /// code's <c>mse</c> option does: try ranges p·[min, max] for p = 1, 1 − 1/<see cref="Grid"/>, … down to
 /// 1 − <see cref="MaxShrink"/>, keep the one with the smallest Σ|x − dq(q(x))|^<see cref="Norm"/>.
 /// </summary>
+/// <remarks>
+/// Integer formats search the range itself. FP, MX and NVFP4 formats search their own scales (the format-specific
+/// scale search of MR-GPTQ, as far as the paper's text specifies it): the scale the format chooses, the next scale it
+/// can store above that (MX: twice the power of two; NVFP4: the next E4M3 value, since rounding the scale down can
+/// saturate a block's largest element), and the scales it chooses for the shrunk ranges, each distinct scale once,
+/// in that order; the least error wins, the format's own choice on ties. NF4 and ternary formats do not take it.
+/// </remarks>
 public sealed record ClippingSearch
 {
     /// <summary>The reference code's settings: grid 100, max shrink 0.8, norm 2.4.</summary>

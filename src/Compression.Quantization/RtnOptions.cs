@@ -62,7 +62,8 @@ public sealed record RtnOptions
         init => field = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(SymmetricRange), value, "Restricted or Full.");
     } = SymmetricRange.Restricted;
 
-    /// <summary>Range search per group (integer formats); null (default) uses the full min/max range.</summary>
+    /// <summary>Range search per group (integer formats) or scale search (FP, MX, NVFP4; see <see cref="ClippingSearch"/>);
+    /// null (default) uses the format's own scale rule.</summary>
     public ClippingSearch? Clipping { get; init; }
 
     /// <summary>How scales of integer, FP and ternary formats are stored: Float32 (default), Float16 or BFloat16.
