@@ -1,0 +1,213 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Compression.TorchSharp.Models;
+
+/// <summary>
+/// The Hugging Face <c>LlamaForCausalLM</c> forward pass in float32: token embedding, decoder layers of RMSNorm →
+/// grouped-query attention with RoPE → residual, RMSNorm → SwiGLU MLP → residual, a final RMSNorm and the head
+/// (tied to the embedding when the config says so). Parameter names are the checkpoint's.
+/// </summary>
+public sealed class LlamaForCausalLM : CausalLanguageModel
+{
+    private readonly LlamaModel _model;
+    private readonly Linear? _head;
+
+    /// <summary>Creates the model with freshly initialised weights (load a checkpoint with <see cref="HuggingFaceModels"/>).</summary>
+    public LlamaForCausalLM(LlamaConfig config)
+        : base(nameof(LlamaForCausalLM))
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        Config = config;
+        _model = new LlamaModel(config);
+        register_module("model", _model);
+        if (!config.TieWordEmbeddings)
+        {
+            _head = nn.Linear(config.HiddenSize, config.VocabularySize, hasBias: false);
+            register_module("lm_head", _head);
+        }
+    }
+
+    /// <summary>The configuration.</summary>
+    public LlamaConfig Config { get; }
+
+    /// <inheritdoc/>
+    public override int VocabularySize => Config.VocabularySize;
+
+    /// <inheritdoc/>
+    public override int ContextLength => Config.ContextLength;
+
+    /// <inheritdoc/>
+    public override string Architecture => "LlamaForCausalLM";
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        Tensor hidden = _model.forward(input);
+        Tensor logits = _head is null ? hidden.matmul(_model.EmbedTokens.weight!.t()) : _head.forward(hidden);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    internal override IEnumerable<(string Name, bool Transposed)> CheckpointNames(string parameterName)
+    {
+        yield return (parameterName, false);
+        if (Config.TieWordEmbeddings && parameterName == "model.embed_tokens.weight")
+        {
+            // Tied checkpoints may store only the head (TinyStories-656K maps the embedding to it in __metadata__).
+            yield return ("lm_head.weight", false);
+        }
+    }
+
+    private sealed class LlamaModel : nn.Module<Tensor, Tensor>
+    {
+        private readonly ModuleList<LlamaDecoderLayer> _layers;
+        private readonly RmsNorm _norm;
+
+        public LlamaModel(LlamaConfig config)
+            : base(nameof(LlamaModel))
+        {
+            EmbedTokens = nn.Embedding(config.VocabularySize, config.HiddenSize);
+            _layers = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(_ => new LlamaDecoderLayer(config)).ToArray());
+            _norm = new RmsNorm(config.HiddenSize, config.RmsNormEpsilon);
+            register_module("embed_tokens", EmbedTokens);
+            register_module("layers", _layers);
+            register_module("norm", _norm);
+        }
+
+        public Embedding EmbedTokens { get; }
+
+        public override Tensor forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            Tensor hidden = EmbedTokens.forward(input);
+            foreach (LlamaDecoderLayer layer in _layers)
+            {
+                hidden = layer.forward(hidden);
+            }
+
+            return _norm.forward(hidden).MoveToOuterDisposeScope();
+        }
+    }
+
+    private sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor>
+    {
+        private readonly RmsNorm _inputNorm, _postAttentionNorm;
+        private readonly LlamaAttention _attention;
+        private readonly LlamaMlp _mlp;
+
+        public LlamaDecoderLayer(LlamaConfig config)
+            : base(nameof(LlamaDecoderLayer))
+        {
+            _inputNorm = new RmsNorm(config.HiddenSize, config.RmsNormEpsilon);
+            _attention = new LlamaAttention(config);
+            _postAttentionNorm = new RmsNorm(config.HiddenSize, config.RmsNormEpsilon);
+            _mlp = new LlamaMlp(config);
+            register_module("input_layernorm", _inputNorm);
+            register_module("self_attn", _attention);
+            register_module("post_attention_layernorm", _postAttentionNorm);
+            register_module("mlp", _mlp);
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            Tensor hidden = input + _attention.forward(_inputNorm.forward(input));
+            return (hidden + _mlp.forward(_postAttentionNorm.forward(hidden))).MoveToOuterDisposeScope();
+        }
+    }
+
+    private sealed class LlamaAttention : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear _q, _k, _v, _o;
+        private readonly int _heads, _kvHeads, _headDimension;
+        private readonly double _theta;
+
+        public LlamaAttention(LlamaConfig config)
+            : base(nameof(LlamaAttention))
+        {
+            (_heads, _kvHeads, _headDimension, _theta) = (config.Heads, config.KeyValueHeads, config.HeadDimension, config.RopeTheta);
+            _q = nn.Linear(config.HiddenSize, _heads * _headDimension, hasBias: false);
+            _k = nn.Linear(config.HiddenSize, _kvHeads * _headDimension, hasBias: false);
+            _v = nn.Linear(config.HiddenSize, _kvHeads * _headDimension, hasBias: false);
+            _o = nn.Linear(_heads * _headDimension, config.HiddenSize, hasBias: false);
+            register_module("q_proj", _q);
+            register_module("k_proj", _k);
+            register_module("v_proj", _v);
+            register_module("o_proj", _o);
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            long batch = input.shape[0], time = input.shape[1];
+            Tensor q = _q.forward(input).view(batch, time, _heads, _headDimension).transpose(1, 2);
+            Tensor k = _k.forward(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
+            Tensor v = _v.forward(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
+            (Tensor cos, Tensor sin) = Rotary(time, input.device);
+            q = q * cos + RotateHalf(q) * sin;
+            k = k * cos + RotateHalf(k) * sin;
+            if (_kvHeads < _heads)
+            {
+                // Each key/value head serves heads/kvHeads consecutive query heads (HF's repeat_kv).
+                k = k.repeat_interleave(_heads / _kvHeads, 1);
+                v = v.repeat_interleave(_heads / _kvHeads, 1);
+            }
+
+            Tensor scores = q.matmul(k.transpose(-2, -1)) * (1.0 / Math.Sqrt(_headDimension));
+            scores = scores + CausalMask(time, input.device);
+            Tensor output = scores.softmax(-1).matmul(v).transpose(1, 2).contiguous().view(batch, time, _heads * _headDimension);
+            return _o.forward(output).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>cos and sin of position·θ^(−2i/d), each frequency used for both halves (HF's default RoPE, float32).</summary>
+        private (Tensor Cos, Tensor Sin) Rotary(long time, Device device)
+        {
+            Tensor exponents = torch.arange(0, _headDimension, 2, ScalarType.Int64, device).to(ScalarType.Float32) / _headDimension;
+            Tensor inverseFrequency = 1.0f / torch.pow(torch.tensor((float)_theta, device: device), exponents);
+            Tensor positions = torch.arange(0, time, 1, ScalarType.Int64, device).to(ScalarType.Float32);
+            Tensor angles = torch.outer(positions, inverseFrequency);
+            Tensor both = torch.cat([angles, angles], -1);
+            return (both.cos(), both.sin());
+        }
+
+        private static Tensor RotateHalf(Tensor x)
+        {
+            long half = x.shape[^1] / 2;
+            return torch.cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        }
+    }
+
+    private sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear _gate, _up, _down;
+
+        public LlamaMlp(LlamaConfig config)
+            : base(nameof(LlamaMlp))
+        {
+            _gate = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
+            _up = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
+            _down = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false);
+            register_module("gate_proj", _gate);
+            register_module("up_proj", _up);
+            register_module("down_proj", _down);
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            return _down.forward(nn.functional.silu(_gate.forward(input)) * _up.forward(input)).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>0 on and below the diagonal, −∞ above: position t attends to positions ≤ t.</summary>
+    internal static Tensor CausalMask(long time, Device device) =>
+        torch.triu(torch.full(time, time, float.NegativeInfinity, device: device), 1);
+}
