@@ -33,4 +33,11 @@ public abstract class CausalLanguageModel : nn.Module<Tensor, Tensor>
     /// keeps [in, out]); alternatives are tried in order (a tied head, a missing <c>transformer.</c> prefix).
     /// </summary>
     internal abstract IEnumerable<(string Name, bool Transposed)> CheckpointNames(string parameterName);
+
+    /// <summary>The hidden states entering the first block (embeddings; positions where they are learned).</summary>
+    internal abstract Tensor Embed(Tensor input);
+
+    /// <summary>The repeated blocks in order, each mapping hidden states to hidden states, with their name prefixes
+    /// (<c>model.layers.3</c>): the unit of block-by-block calibration.</summary>
+    internal abstract IReadOnlyList<(string Prefix, nn.Module<Tensor, Tensor> Block)> Blocks { get; }
 }

@@ -46,9 +46,14 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        Tensor hidden = _transformer.forward(input);
+        Tensor hidden = _transformer.call(input);
         return hidden.matmul(_transformer.TokenEmbedding.weight!.t()).MoveToOuterDisposeScope();
     }
+
+    internal override Tensor Embed(Tensor input) => _transformer.Embed(input);
+
+    internal override IReadOnlyList<(string Prefix, nn.Module<Tensor, Tensor> Block)> Blocks =>
+        _transformer.Blocks.Select((block, i) => ($"transformer.h.{i}", (nn.Module<Tensor, Tensor>)block)).ToArray();
 
     internal override IEnumerable<(string Name, bool Transposed)> CheckpointNames(string parameterName)
     {
@@ -87,17 +92,25 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
 
         public Embedding TokenEmbedding { get; }
 
-        public override Tensor forward(Tensor input)
+        public IEnumerable<Gpt2Block> Blocks => _blocks;
+
+        public Tensor Embed(Tensor input)
         {
             using var scope = NewDisposeScope();
             Tensor positions = torch.arange(0, input.shape[1], 1, ScalarType.Int64, input.device);
-            Tensor hidden = TokenEmbedding.forward(input) + _positions.forward(positions);
+            return (TokenEmbedding.call(input) + _positions.call(positions)).MoveToOuterDisposeScope();
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            Tensor hidden = Embed(input);
             foreach (Gpt2Block block in _blocks)
             {
-                hidden = block.forward(hidden);
+                hidden = block.call(hidden);
             }
 
-            return _finalNorm.forward(hidden).MoveToOuterDisposeScope();
+            return _finalNorm.call(hidden).MoveToOuterDisposeScope();
         }
     }
 
@@ -123,8 +136,8 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            Tensor hidden = input + _attention.forward(_norm1.forward(input));
-            return (hidden + _mlp.forward(_norm2.forward(hidden))).MoveToOuterDisposeScope();
+            Tensor hidden = input + _attention.call(_norm1.call(input));
+            return (hidden + _mlp.call(_norm2.call(hidden))).MoveToOuterDisposeScope();
         }
     }
 
@@ -147,14 +160,14 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         {
             using var scope = NewDisposeScope();
             long batch = input.shape[0], time = input.shape[1], headDimension = _width / _heads;
-            Tensor[] qkv = _qkv.forward(input).split(_width, -1);
+            Tensor[] qkv = _qkv.call(input).split(_width, -1);
             Tensor q = qkv[0].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor k = qkv[1].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor v = qkv[2].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(headDimension);
             scores = scores + LlamaForCausalLM.CausalMask(time, input.device);
             Tensor output = scores.softmax(-1).matmul(v).transpose(1, 2).contiguous().view(batch, time, _width);
-            return _projection.forward(output).MoveToOuterDisposeScope();
+            return _projection.call(output).MoveToOuterDisposeScope();
         }
     }
 
@@ -174,10 +187,10 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            Tensor x = _fc.forward(input);
+            Tensor x = _fc.call(input);
             // gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
             Tensor gelu = 0.5 * x * (1.0 + torch.tanh(Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))));
-            return _projection.forward(gelu).MoveToOuterDisposeScope();
+            return _projection.call(gelu).MoveToOuterDisposeScope();
         }
     }
 }

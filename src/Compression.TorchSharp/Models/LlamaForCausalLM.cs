@@ -51,10 +51,15 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        Tensor hidden = _model.forward(input);
-        Tensor logits = _head is null ? hidden.matmul(_model.EmbedTokens.weight!.t()) : _head.forward(hidden);
+        Tensor hidden = _model.call(input);
+        Tensor logits = _head is null ? hidden.matmul(_model.EmbedTokens.weight!.t()) : _head.call(hidden);
         return logits.MoveToOuterDisposeScope();
     }
+
+    internal override Tensor Embed(Tensor input) => _model.EmbedTokens.call(input);
+
+    internal override IReadOnlyList<(string Prefix, nn.Module<Tensor, Tensor> Block)> Blocks =>
+        _model.Layers.Select((layer, i) => ($"model.layers.{i}", (nn.Module<Tensor, Tensor>)layer)).ToArray();
 
     internal override IEnumerable<(string Name, bool Transposed)> CheckpointNames(string parameterName)
     {
@@ -84,16 +89,18 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
 
         public Embedding EmbedTokens { get; }
 
+        public IEnumerable<LlamaDecoderLayer> Layers => _layers;
+
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            Tensor hidden = EmbedTokens.forward(input);
+            Tensor hidden = EmbedTokens.call(input);
             foreach (LlamaDecoderLayer layer in _layers)
             {
-                hidden = layer.forward(hidden);
+                hidden = layer.call(hidden);
             }
 
-            return _norm.forward(hidden).MoveToOuterDisposeScope();
+            return _norm.call(hidden).MoveToOuterDisposeScope();
         }
     }
 
@@ -119,8 +126,8 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            Tensor hidden = input + _attention.forward(_inputNorm.forward(input));
-            return (hidden + _mlp.forward(_postAttentionNorm.forward(hidden))).MoveToOuterDisposeScope();
+            Tensor hidden = input + _attention.call(_inputNorm.call(input));
+            return (hidden + _mlp.call(_postAttentionNorm.call(hidden))).MoveToOuterDisposeScope();
         }
     }
 
@@ -148,9 +155,9 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
         {
             using var scope = NewDisposeScope();
             long batch = input.shape[0], time = input.shape[1];
-            Tensor q = _q.forward(input).view(batch, time, _heads, _headDimension).transpose(1, 2);
-            Tensor k = _k.forward(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
-            Tensor v = _v.forward(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
+            Tensor q = _q.call(input).view(batch, time, _heads, _headDimension).transpose(1, 2);
+            Tensor k = _k.call(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
+            Tensor v = _v.call(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
             (Tensor cos, Tensor sin) = Rotary(time, input.device);
             q = q * cos + RotateHalf(q) * sin;
             k = k * cos + RotateHalf(k) * sin;
@@ -164,7 +171,7 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
             Tensor scores = q.matmul(k.transpose(-2, -1)) * (1.0 / Math.Sqrt(_headDimension));
             scores = scores + CausalMask(time, input.device);
             Tensor output = scores.softmax(-1).matmul(v).transpose(1, 2).contiguous().view(batch, time, _heads * _headDimension);
-            return _o.forward(output).MoveToOuterDisposeScope();
+            return _o.call(output).MoveToOuterDisposeScope();
         }
 
         /// <summary>cos and sin of position·θ^(−2i/d), each frequency used for both halves (HF's default RoPE, float32).</summary>
@@ -203,7 +210,7 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            return _down.forward(nn.functional.silu(_gate.forward(input)) * _up.forward(input)).MoveToOuterDisposeScope();
+            return _down.call(nn.functional.silu(_gate.call(input)) * _up.call(input)).MoveToOuterDisposeScope();
         }
     }
 

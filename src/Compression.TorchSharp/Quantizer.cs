@@ -1,0 +1,257 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using Compression.Calibration;
+using Compression.Quantization;
+using Compression.Tensors;
+using Compression.TorchSharp;
+using Compression.TorchSharp.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Compression;
+
+/// <summary>
+/// Quantizes the linear layers of a TorchSharp language model in place (fake-quantized: each weight is replaced by its
+/// dequantized value, so the model runs as before and its accuracy can be measured).
+/// </summary>
+/// <remarks>
+/// <para>Round-to-nearest needs no data. GPTQ calibrates block by block, as llm-compressor's sequential pipeline does:
+/// the calibration sequences are embedded once; for each block (decoder layer) hooks on its linear layers accumulate
+/// their input Hessians while the block runs on the current hidden states, the layers are quantized, and the block runs
+/// again with quantized weights to produce the next block's inputs. Only one block's activations are held.</para>
+/// </remarks>
+/// <example>
+/// <code>
+/// using CausalLanguageModel model = HuggingFaceModels.Load("../shared/data/llama-shakespeare-char");
+/// QuantizationReport report = Quantizer.Apply(model, QuantizerOptions.W4A16 with { Method = QuantizationMethod.Gptq }, calibration);
+/// </code>
+/// </example>
+public static class Quantizer
+{
+    /// <summary>Round-to-nearest quantization of the targeted linear layers, in place.</summary>
+    /// <exception cref="ArgumentException">The options ask for GPTQ (which needs calibration data), a pattern matches
+    /// no linear layer, or a layer's shape does not fit its format.</exception>
+    public static QuantizationReport Apply(CausalLanguageModel model, QuantizerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Method == QuantizationMethod.Gptq)
+        {
+            throw new ArgumentException("GPTQ needs calibration data: use Apply(model, options, calibration).", nameof(options));
+        }
+
+        return Apply(model, options, []);
+    }
+
+    /// <summary>Quantizes the targeted linear layers in place, with calibration sequences for GPTQ.</summary>
+    /// <param name="model">The model; its linear weights are overwritten.</param>
+    /// <param name="options">What to quantize and how.</param>
+    /// <param name="calibration">Token sequences (each at most the model's context); needed for GPTQ, ignored by RTN.</param>
+    /// <param name="progress">Receives one report per quantized layer.</param>
+    /// <param name="cancellationToken">Checked between layers; a cancelled run leaves some layers quantized.</param>
+    /// <exception cref="ArgumentException">GPTQ without calibration data, a sequence that is empty, too long or holds
+    /// ids outside the vocabulary, or a pattern that matches no linear layer.</exception>
+    public static QuantizationReport Apply(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
+        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(calibration);
+        var clock = Stopwatch.StartNew();
+        // named_modules also lists submodules under their field names; the parameter names are the checkpoint's.
+        var canonical = new HashSet<string>(model.named_parameters().Select(p => p.name), StringComparer.Ordinal);
+        Dictionary<string, Linear> linear = model.named_modules()
+            .Where(m => m.module is Linear && canonical.Contains(m.name + ".weight"))
+            .ToDictionary(m => m.name, m => (Linear)m.module);
+        string[] targets = SelectTargets(linear.Keys, options);
+        if (options.Method == QuantizationMethod.Gptq)
+        {
+            ValidateCalibration(model, calibration);
+        }
+
+        var layers = new List<LayerQuantization>();
+        using (torch.no_grad())
+        {
+            if (options.Method == QuantizationMethod.RoundToNearest)
+            {
+                for (int i = 0; i < targets.Length; i++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    layers.Add(QuantizeLayer(targets[i], linear[targets[i]], options, hessian: null, cancellationToken));
+                    progress?.Report(new CompressionProgress("quantize", targets[i], i + 1, targets.Length));
+                }
+            }
+            else
+            {
+                CalibrateAndQuantize(model, options, calibration, linear, targets, layers, progress, cancellationToken);
+            }
+        }
+
+        long original = 0, compressed = 0;
+        var byName = layers.ToDictionary(l => l.Name);
+        foreach ((string name, Parameter parameter) in model.named_parameters())
+        {
+            long count = parameter.numel();
+            original += 16 * count;
+            string module = name.EndsWith(".weight", StringComparison.Ordinal) ? name[..^".weight".Length] : "";
+            compressed += byName.TryGetValue(module, out LayerQuantization? layer) ? (long)Math.Ceiling(layer.BitsPerWeight * count) : 16 * count;
+        }
+
+        return new QuantizationReport(layers, original, compressed, clock.Elapsed);
+    }
+
+    private static string[] SelectTargets(IEnumerable<string> names, QuantizerOptions options)
+    {
+        string[] all = names.ToArray();
+        foreach (string pattern in options.Targets.Concat(options.Overrides.Select(o => o.Key)))
+        {
+            if (!all.Any(name => QuantizerOptions.Matches(pattern, name)))
+            {
+                throw new ArgumentException(
+                    $"The pattern '{pattern}' matches no linear layer of the model (for example {string.Join(", ", all.Take(3))}).", nameof(options));
+            }
+        }
+
+        string[] targets = all.Where(name => options.Targets.Any(p => QuantizerOptions.Matches(p, name)) &&
+                                             !options.Ignore.Any(p => QuantizerOptions.Matches(p, name))).ToArray();
+        return targets.Length > 0
+            ? targets
+            : throw new ArgumentException("The targets and ignores leave no linear layer to quantize.", nameof(options));
+    }
+
+    private static void ValidateCalibration(CausalLanguageModel model, IReadOnlyList<int[]> calibration)
+    {
+        if (calibration.Count == 0)
+        {
+            throw new ArgumentException("GPTQ needs at least one calibration sequence.", nameof(calibration));
+        }
+
+        for (int s = 0; s < calibration.Count; s++)
+        {
+            int[] sequence = calibration[s] ?? throw new ArgumentException($"Calibration sequence {s} is null.", nameof(calibration));
+            if (sequence.Length == 0 || sequence.Length > model.ContextLength)
+            {
+                throw new ArgumentException($"Calibration sequence {s} has {sequence.Length} tokens; it must hold 1 to {model.ContextLength}.", nameof(calibration));
+            }
+
+            foreach (int id in sequence)
+            {
+                if ((uint)id >= (uint)model.VocabularySize)
+                {
+                    throw new ArgumentException($"Calibration sequence {s} holds id {id}, outside the vocabulary of {model.VocabularySize}.", nameof(calibration));
+                }
+            }
+        }
+    }
+
+    private static void CalibrateAndQuantize(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
+        Dictionary<string, Linear> linear, string[] targets, List<LayerQuantization> layers, IProgress<CompressionProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        var targetSet = new HashSet<string>(targets, StringComparer.Ordinal);
+        // The hidden states of every calibration sequence entering the current block: one block's activations.
+        var hidden = new List<Tensor>(calibration.Count);
+        try
+        {
+            foreach (int[] sequence in calibration)
+            {
+                using Tensor ids = torch.tensor(sequence.Select(i => (long)i).ToArray(), [1, sequence.Length]);
+                hidden.Add(model.Embed(ids));
+            }
+
+            int done = 0;
+            foreach ((string prefix, nn.Module<Tensor, Tensor> block) in model.Blocks)
+            {
+                string[] inBlock = targets.Where(t => t.StartsWith(prefix + ".", StringComparison.Ordinal)).ToArray();
+                var accumulators = inBlock.ToDictionary(name => name, name => new HessianAccumulator((int)linear[name].in_features));
+                var hooks = inBlock.Select(name => linear[name].register_forward_pre_hook((_, input) =>
+                {
+                    using Tensor rows = input.reshape(-1, input.shape[^1]);
+                    accumulators[name].Add(rows.ToDenseTensor());
+                    return input;
+                })).ToArray();
+                try
+                {
+                    foreach (Tensor h in hidden)
+                    {
+                        using Tensor discarded = block.call(h);
+                    }
+                }
+                finally
+                {
+                    foreach (var hook in hooks)
+                    {
+                        hook.remove();
+                    }
+                }
+
+                foreach (string name in inBlock)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    layers.Add(QuantizeLayer(name, linear[name], options, accumulators[name], cancellationToken));
+                    targetSet.Remove(name);
+                    progress?.Report(new CompressionProgress("quantize", name, ++done, targets.Length));
+                }
+
+                // The next block sees this block's output with quantized weights.
+                for (int i = 0; i < hidden.Count; i++)
+                {
+                    Tensor next = block.call(hidden[i]);
+                    hidden[i].Dispose();
+                    hidden[i] = next;
+                }
+            }
+
+            // Targets outside the blocks (a head that is not ignored) get round-to-nearest: GPTQ needs their inputs,
+            // which only the full forward pass produces.
+            foreach (string name in targets.Where(targetSet.Contains))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                layers.Add(QuantizeLayer(name, linear[name], options with { Method = QuantizationMethod.RoundToNearest }, null, cancellationToken));
+                progress?.Report(new CompressionProgress("quantize", name, ++done, targets.Length));
+            }
+        }
+        finally
+        {
+            foreach (Tensor h in hidden)
+            {
+                h.Dispose();
+            }
+        }
+    }
+
+    private static LayerQuantization QuantizeLayer(string name, Linear layer, QuantizerOptions options, HessianAccumulator? hessian,
+        CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        RtnOptions format = options.OptionsFor(name);
+        Parameter weight = layer.weight!;
+        DenseTensor dense = weight.ToDenseTensor();
+        CompressedTensor compressed;
+        double objective = double.NaN;
+        QuantizationMethod method = hessian is null ? QuantizationMethod.RoundToNearest : QuantizationMethod.Gptq;
+        if (hessian is null)
+        {
+            compressed = new RoundToNearestQuantizer(format).Compress(dense, CompressionContext.Default with { LayerName = name, CancellationToken = cancellationToken });
+        }
+        else
+        {
+            var context = CompressionContext.Default with { InputHessian = hessian, LayerName = name, CancellationToken = cancellationToken };
+            GptqTensor result = new GptqQuantizer(options.Gptq with { Quantization = format }).Quantize(dense, context);
+            objective = result.Report!.Objective;
+            compressed = result;
+        }
+
+        using Tensor dequantized = compressed.Decompress().ToTorchTensor();
+        weight.copy_(dequantized);
+        string granularity = format.EffectiveGranularity.ToString() ?? "";
+        return new LayerQuantization(name, $"{format.Format.Name} {granularity}", method, dense.Rows, dense.Columns,
+            (double)compressed.StorageBits / dense.Length, objective, clock.Elapsed);
+    }
+}
