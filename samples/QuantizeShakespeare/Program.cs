@@ -1,0 +1,113 @@
+// Quantizes the two shakespeare-char models of ../shared/data with every scheme of docs/results.md and measures their
+// validation loss with the protocol of ../shared/data/README.md; prints the Markdown table (and writes it to the path
+// given as the first argument, e.g. docs/results.md.table).
+//   dotnet run -c Release --project samples/QuantizeShakespeare [output.md] [windows]
+// windows: how many validation windows of 256 to score (default: all 435).
+
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Compression;
+using Compression.Quantization;
+using Compression.Quantization.Rotation;
+using Compression.Text;
+using Compression.TorchSharp.Evaluation;
+using Compression.TorchSharp.Models;
+
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+string data = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data"));
+if (!Directory.Exists(data))
+{
+    data = Path.GetFullPath("../shared/data");
+}
+
+string? outputPath = args.Length > 0 ? args[0] : null;
+int windows = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : int.MaxValue;
+
+string text = File.ReadAllText(Path.Combine(data, "tinyshakespeare", "input.txt"));
+string alphabet = JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "meta.json"))).RootElement.GetProperty("vocab").GetString()!;
+int[] ids = new CharacterTokenizer(alphabet).Encode(text);
+int split = (int)(0.9 * text.Length);
+int[] train = ids[..split], validation = ids[split..];
+if (windows != int.MaxValue)
+{
+    validation = validation[..(windows * 256 + 1)];
+}
+
+// 32 calibration windows of 256 characters spread evenly over the training split.
+int[][] calibration = Enumerable.Range(0, 32).Select(i => train.AsSpan(i * (train.Length / 32), 256).ToArray()).ToArray();
+GptqOptions gptq = new();
+var schemes = new (string Name, QuantizerOptions? Options)[]
+{
+    ("BF16 (as stored)", null),
+    ("INT8 per-channel, RTN", QuantizerOptions.W8A16),
+    ("FP8 E4M3 per-channel, RTN", QuantizerOptions.Fp8A16),
+    ("INT4 g128, RTN", QuantizerOptions.W4A16),
+    ("INT4 g128, GPTQ", QuantizerOptions.W4A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq }),
+    ("INT4 g128, GPTQ act-order", QuantizerOptions.W4A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq with { ActOrder = true } }),
+    ("INT3 g128, RTN", QuantizerOptions.W3A16),
+    ("INT3 g128, GPTQ act-order", QuantizerOptions.W3A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq with { ActOrder = true } }),
+    ("MXFP4, RTN", QuantizerOptions.Mxfp4A16),
+    ("MXFP4, GPTQ", QuantizerOptions.Mxfp4A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq }),
+    ("MXFP4, MR-GPTQ", QuantizerOptions.Mxfp4A16 with
+    {
+        Quantization = RtnOptions.Mxfp4 with { Clipping = ClippingSearch.Default },
+        Method = QuantizationMethod.Gptq,
+        Gptq = gptq with { ActOrder = true, StaticGroups = true, Rotation = new HadamardRotationParameters(32, SignSeed: 1) },
+    }),
+    ("NVFP4, RTN", QuantizerOptions.Nvfp4A16),
+    ("NVFP4, GPTQ", QuantizerOptions.Nvfp4A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq }),
+    ("NVFP4, MR-GPTQ", QuantizerOptions.Nvfp4A16 with
+    {
+        Quantization = RtnOptions.Nvfp4 with { Clipping = ClippingSearch.Default },
+        Method = QuantizationMethod.Gptq,
+        Gptq = gptq with { ActOrder = true, StaticGroups = true, Rotation = new HadamardRotationParameters(16, SignSeed: 1) },
+    }),
+};
+
+var table = new StringBuilder();
+table.AppendLine("| scheme | GPT-2 loss | GPT-2 ppl | Δ loss | Llama loss | Llama ppl | Δ loss | bits/weight (linear layers) | quantization time GPT-2 / Llama |");
+table.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+var baseline = new Dictionary<string, double>();
+foreach ((string name, QuantizerOptions? options) in schemes)
+{
+    var cells = new List<string> { name };
+    string bits = "16", times = "";
+    foreach (string model in new[] { "gpt2-shakespeare-char", "llama-shakespeare-char" })
+    {
+        using CausalLanguageModel lm = HuggingFaceModels.Load(Path.Combine(data, model));
+        double seconds = 0;
+        if (options is not null)
+        {
+            var clock = Stopwatch.StartNew();
+            QuantizationReport report = Quantizer.Apply(lm, options, calibration);
+            seconds = clock.Elapsed.TotalSeconds;
+            long weights = report.Layers.Sum(l => (long)l.Rows * l.Columns);
+            bits = (report.Layers.Sum(l => l.BitsPerWeight * l.Rows * l.Columns) / weights).ToString("F3");
+        }
+
+        LanguageModelScore score = LanguageModelEvaluator.Evaluate(lm, validation, window: 256, batchSize: 32);
+        if (options is null)
+        {
+            baseline[model] = score.Loss;
+        }
+
+        double delta = score.Loss - baseline[model];
+        cells.Add(score.Loss.ToString("F4"));
+        cells.Add(score.Perplexity.ToString("F3"));
+        cells.Add(options is null ? "" : $"{(delta >= 0 ? "+" : "")}{delta:F4} ({100 * delta / baseline[model]:+0.00;-0.00}%)");
+        times += (times.Length > 0 ? " / " : "") + (options is null ? "" : $"{seconds:F1} s");
+        Console.Error.WriteLine($"{name}, {model}: loss {score.Loss:F4} ({seconds:F1} s)");
+    }
+
+    cells.Add(bits);
+    cells.Add(times.Trim(' ', '/'));
+    table.AppendLine("| " + string.Join(" | ", cells) + " |");
+}
+
+Console.WriteLine(table);
+if (outputPath is not null)
+{
+    File.WriteAllText(outputPath, table.ToString());
+}
