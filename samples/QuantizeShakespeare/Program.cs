@@ -1,8 +1,9 @@
 // Quantizes the two shakespeare-char models of ../shared/data with every scheme of docs/results.md and measures their
 // validation loss with the protocol of ../shared/data/README.md; prints the Markdown table (and writes it to the path
 // given as the first argument, e.g. docs/results.md.table).
-//   dotnet run -c Release --project samples/QuantizeShakespeare [output.md] [windows]
-// windows: how many validation windows of 256 to score (default: all 435).
+//   dotnet run -c Release --project samples/QuantizeShakespeare [output.md|-] [windows] [scheme filter]
+// windows: how many validation windows of 256 to score (default: all 435); the filter keeps the schemes whose name
+// contains it, or any of its '|'-separated parts (the BF16 baseline always runs).
 
 using System.Diagnostics;
 using System.Globalization;
@@ -22,8 +23,9 @@ if (!Directory.Exists(data))
     data = Path.GetFullPath("../shared/data");
 }
 
-string? outputPath = args.Length > 0 ? args[0] : null;
+string? outputPath = args.Length > 0 && args[0] != "-" ? args[0] : null;
 int windows = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : int.MaxValue;
+string filter = args.Length > 2 ? args[2] : "";
 
 string text = File.ReadAllText(Path.Combine(data, "tinyshakespeare", "input.txt"));
 string alphabet = JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "meta.json"))).RootElement.GetProperty("vocab").GetString()!;
@@ -67,13 +69,13 @@ var schemes = new (string Name, QuantizerOptions? Options)[]
 };
 
 var table = new StringBuilder();
-table.AppendLine("| scheme | GPT-2 loss | GPT-2 ppl | Δ loss | Llama loss | Llama ppl | Δ loss | bits/weight (linear layers) | quantization time GPT-2 / Llama |");
+table.AppendLine("| scheme | GPT-2 loss | GPT-2 ppl | Δ loss | Llama loss | Llama ppl | Δ loss | bits/weight of the linear layers, GPT-2 / Llama | quantization time, GPT-2 / Llama |");
 table.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 var baseline = new Dictionary<string, double>();
-foreach ((string name, QuantizerOptions? options) in schemes)
+foreach ((string name, QuantizerOptions? options) in schemes.Where(s => s.Options is null || filter.Split('|').Any(f => s.Name.Contains(f, StringComparison.Ordinal))))
 {
     var cells = new List<string> { name };
-    string bits = "16", times = "";
+    string bits = "", times = "";
     foreach (string model in new[] { "gpt2-shakespeare-char", "llama-shakespeare-char" })
     {
         using CausalLanguageModel lm = HuggingFaceModels.Load(Path.Combine(data, model));
@@ -84,7 +86,7 @@ foreach ((string name, QuantizerOptions? options) in schemes)
             QuantizationReport report = Quantizer.Apply(lm, options, calibration);
             seconds = clock.Elapsed.TotalSeconds;
             long weights = report.Layers.Sum(l => (long)l.Rows * l.Columns);
-            bits = (report.Layers.Sum(l => l.BitsPerWeight * l.Rows * l.Columns) / weights).ToString("F3");
+            bits += (bits.Length > 0 ? " / " : "") + (report.Layers.Sum(l => l.BitsPerWeight * l.Rows * l.Columns) / weights).ToString("F3");
         }
 
         LanguageModelScore score = LanguageModelEvaluator.Evaluate(lm, validation, window: 256, batchSize: 32);
@@ -96,12 +98,12 @@ foreach ((string name, QuantizerOptions? options) in schemes)
         double delta = score.Loss - baseline[model];
         cells.Add(score.Loss.ToString("F4"));
         cells.Add(score.Perplexity.ToString("F3"));
-        cells.Add(options is null ? "" : $"{(delta >= 0 ? "+" : "")}{delta:F4} ({100 * delta / baseline[model]:+0.00;-0.00}%)");
+        cells.Add(options is null ? "" : $"{Signed(delta, "F4")} ({Signed(100 * delta / baseline[model], "F2")}%)");
         times += (times.Length > 0 ? " / " : "") + (options is null ? "" : $"{seconds:F1} s");
         Console.Error.WriteLine($"{name}, {model}: loss {score.Loss:F4} ({seconds:F1} s)");
     }
 
-    cells.Add(bits);
+    cells.Add(options is null ? "16" : bits);
     cells.Add(times.Trim(' ', '/'));
     table.AppendLine("| " + string.Join(" | ", cells) + " |");
 }
@@ -110,4 +112,11 @@ Console.WriteLine(table);
 if (outputPath is not null)
 {
     File.WriteAllText(outputPath, table.ToString());
+}
+
+// "+0.0012" / "−0.0012" / "+0.0000": the sign of the value as printed, never "-0.0000".
+static string Signed(double value, string format)
+{
+    string digits = Math.Abs(value).ToString(format, CultureInfo.InvariantCulture);
+    return (value < 0 && digits.Any(c => c is >= '1' and <= '9') ? "−" : "+") + digits;
 }
