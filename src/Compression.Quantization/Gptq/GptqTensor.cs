@@ -144,37 +144,19 @@ public sealed class GptqTensor : CompressedTensor
         Quantized.DecompressTo(stored);
         int columns = Columns;
         int[] permutation = _permutation;
-        if (Rows > 1)
+        // Rows scatter independently: each in place through a copy of itself, rows in parallel.
+        System.Threading.Tasks.Parallel.For(0, Rows, () => new float[columns], (r, _, row) =>
         {
-            // Rows scatter independently, in parallel, straight into the destination.
-            unsafe
-            {
-                fixed (float* target = destination)
-                {
-                    nint address = (nint)target;
-                    System.Threading.Tasks.Parallel.For(0, Rows, r =>
-                    {
-                        float* row = (float*)address + (long)r * columns;
-                        for (int k = 0; k < columns; k++)
-                        {
-                            row[permutation[k]] = stored[r * columns + k];
-                        }
-                    });
-                }
-            }
-
-            return;
-        }
-
-        for (int r = 0; r < Rows; r++)
-        {
-            ReadOnlySpan<float> source = stored.AsSpan(r * columns, columns);
-            Span<float> target = destination.Slice(r * columns, columns);
+            Span<float> target = stored.AsSpan(r * columns, columns);
+            target.CopyTo(row);
             for (int k = 0; k < columns; k++)
             {
-                target[permutation[k]] = source[k];
+                target[permutation[k]] = row[k];
             }
-        }
+
+            return row;
+        }, _ => { });
+        stored.AsSpan().CopyTo(destination);
     }
 
     /// <inheritdoc/>
