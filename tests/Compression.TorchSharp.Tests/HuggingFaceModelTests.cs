@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Compression.Safetensors;
 using Compression.Testing;
 using Compression.Text;
@@ -20,11 +19,8 @@ public class HuggingFaceModelTests(ITestOutputHelper output)
 {
     private static int[] ShakespeareValidation()
     {
-        string text = File.ReadAllText(SharedData.File("tinyshakespeare", "input.txt"));
-        string alphabet = JsonDocument.Parse(File.ReadAllText(SharedData.File("meta.json"))).RootElement.GetProperty("vocab").GetString()!;
-        var tokenizer = new CharacterTokenizer(alphabet);
-        Assert.Equal(alphabet, CharacterTokenizer.FromCorpus(text).Alphabet);
-        return tokenizer.Encode(text[(int)(0.9 * text.Length)..]);
+        Assert.Equal(ShakespeareData.Alphabet, CharacterTokenizer.FromCorpus(ShakespeareData.Text).Alphabet);
+        return ShakespeareData.Split().Validation;
     }
 
     [Theory]

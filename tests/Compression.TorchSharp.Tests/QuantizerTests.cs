@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Compression.Quantization;
 using Compression.Tensors;
 using Compression.Testing;
@@ -15,15 +14,6 @@ namespace Compression.TorchSharp.Tests;
 [Collection("TorchSharp")]
 public class QuantizerTests(ITestOutputHelper output)
 {
-    private static (int[] Train, int[] Validation) Shakespeare()
-    {
-        string text = File.ReadAllText(SharedData.File("tinyshakespeare", "input.txt"));
-        string alphabet = JsonDocument.Parse(File.ReadAllText(SharedData.File("meta.json"))).RootElement.GetProperty("vocab").GetString()!;
-        int[] ids = new CharacterTokenizer(alphabet).Encode(text);
-        int split = (int)(0.9 * text.Length);
-        return (ids[..split], ids[split..]);
-    }
-
     /// <summary>The first 96 validation windows (24,576 predictions): enough to separate RTN from GPTQ, quick on 2 cores.</summary>
     private static double Loss(CausalLanguageModel model, int[] validation) =>
         LanguageModelEvaluator.Evaluate(model, validation.AsSpan(0, 96 * 256 + 1), window: 256, batchSize: 32).Loss;
@@ -31,7 +21,7 @@ public class QuantizerTests(ITestOutputHelper output)
     [Fact]
     public void Gptq_W4A16_OnTheLlamaModel_BeatsRoundToNearest()
     {
-        (int[] train, int[] validation) = Shakespeare();
+        (int[] train, int[] validation) = ShakespeareData.Split();
         // 16 calibration windows of 256 characters spread over the training split.
         int[][] calibration = Enumerable.Range(0, 16).Select(i => train.AsSpan(i * (train.Length / 16), 256).ToArray()).ToArray();
 

@@ -163,19 +163,11 @@ public class TinyStoriesTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>RTN on the q/k/v/o, gate/up/down weights of every layer; embeddings and norms stay FP32.</summary>
+    /// <summary>RTN on the q/k/v/o, gate/up/down weights of every layer (every linear layer of this tied model);
+    /// embeddings and norms stay FP32.</summary>
     private static void FakeQuantizeLinearWeights(CausalLanguageModel model, RtnOptions options)
     {
-        using var noGrad = torch.no_grad();
-        var quantizer = new RoundToNearestQuantizer(options);
-        foreach ((string name, global::TorchSharp.Modules.Parameter parameter) in model.named_parameters())
-        {
-            if (name.StartsWith("model.layers.", StringComparison.Ordinal) && name.EndsWith("_proj.weight", StringComparison.Ordinal))
-            {
-                DenseTensor weight = parameter.ToDenseTensor();
-                using Tensor dequantized = quantizer.Quantize(weight).Decompress().ToTorchTensor();
-                parameter.copy_(dequantized);
-            }
-        }
+        QuantizationReport report = Quantizer.Apply(model, new QuantizerOptions { Quantization = options });
+        Assert.Equal(14, report.Layers.Count);
     }
 }
