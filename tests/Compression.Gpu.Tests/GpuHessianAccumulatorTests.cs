@@ -19,10 +19,18 @@ public sealed class GpuHessianAccumulatorTests : IDisposable
     [InlineData(64, new[] { 16, 1 })]
     [InlineData(70, new[] { 17, 40, 5 })]
     [InlineData(130, new[] { 33, 64 })]
-    public void DeviceHessian_MatchesTheCpuAccumulator(int columns, int[] batches)
+    public void DeviceHessian_MatchesTheCpuAccumulator(int columns, int[] batches) => Compare(columns, batches, wide: null);
+
+    [Theory]
+    [InlineData(1, new[] { 3 })]
+    [InlineData(130, new[] { 9, 17 })]
+    [InlineData(260, new[] { 5 })]
+    public void DeviceHessian_WideTiles_MatchTheCpuAccumulator(int columns, int[] batches) => Compare(columns, batches, wide: true);
+
+    private void Compare(int columns, int[] batches, bool? wide)
     {
         var cpu = new HessianAccumulator(columns);
-        using var gpu = new GpuHessianAccumulator(_gpu, columns);
+        using var gpu = new GpuHessianAccumulator(_gpu, columns) { UseWideTiles = wide };
         int seed = columns;
         foreach (int rows in batches)
         {

@@ -22,7 +22,13 @@ namespace Compression.Gpu.Calibration;
 /// </remarks>
 public sealed class GpuHessianAccumulator : IDisposable
 {
-    private static readonly object s_syrk = new();
+    private static readonly object s_syrk = new(), s_syrkWide = new();
+
+    /// <summary>Features from which batches use the 128×128-tile kernel.</summary>
+    internal const int WideTilesFrom = 2048;
+
+    /// <summary>Tests: force the wide (true) or narrow (false) kernel; null chooses by <see cref="WideTilesFrom"/>.</summary>
+    internal bool? UseWideTiles { get; set; }
     private readonly GpuContext _gpu;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _mean;
     private MemoryBuffer1D<float, Stride1D.Dense>? _batch;
@@ -95,9 +101,16 @@ public sealed class GpuHessianAccumulator : IDisposable
         }
 
         long total = SampleCount + rows;
-        var syrk = _gpu.GetOrLoadKernel(s_syrk, a =>
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdate));
-        int tiles = (Columns + HessianKernels.Tile - 1) / HessianKernels.Tile;
+        // Wide layers get 128×128 tiles (twice the reuse per staged value); narrower ones keep 64×64 tiles, so that
+        // enough tiles remain to fill the device.
+        bool wide = UseWideTiles ?? Columns >= WideTilesFrom;
+        var syrk = wide
+            ? _gpu.GetOrLoadKernel(s_syrkWide, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdateWide))
+            : _gpu.GetOrLoadKernel(s_syrk, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdate));
+        int tile = wide ? HessianKernels.WideTile : HessianKernels.Tile;
+        int tiles = (Columns + tile - 1) / tile;
         syrk(new KernelConfig(new Index2D(tiles, tiles), new Index2D(HessianKernels.Threads, HessianKernels.Threads)),
             activations, _mean.View, rows, Columns, (float)((double)SampleCount / total), (float)(1.0 / total));
         SampleCount = total;
