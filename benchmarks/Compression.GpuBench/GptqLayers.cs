@@ -24,6 +24,7 @@ using ILGPU.Runtime;
 internal static class GptqLayers
 {
     private const int BatchRows = 512;
+    private const int HessianRuns = 21;
 
     public static int Run(string[] args)
     {
@@ -82,17 +83,17 @@ internal static class GptqLayers
                     using MemoryBuffer1D<float, Stride1D.Dense> device = gpu.Accelerator.Allocate1D(x.Span.ToArray());
                     for (int run = 0; run < 2; run++)
                     {
-                        var clock = Stopwatch.StartNew();
-                        using var hessian = new GpuHessianAccumulator(gpu, cols);
-                        for (int r = 0; r < n; r += BatchRows)
+                        if (run == 1)
                         {
-                            hessian.Add(device.View.BaseView.SubView((long)r * cols, (long)BatchRows * cols), BatchRows);
+                            // Each SYRK kernel on its own, for the record (the accumulator picks one by width).
+                            Console.WriteLine(string.Join(", ", Enum.GetValues<SyrkKernel>().Select(kernel =>
+                                string.Create(CultureInfo.InvariantCulture, $"{kernel} {TimeHessian(gpu, device, cols, n, kernel).Seconds * 1e3:F3} ms"))));
                         }
 
-                        gpu.Accelerator.Synchronize();
-                        double hessianSeconds = clock.Elapsed.TotalSeconds;
-                        clock.Restart();
-                        GptqTensor q = quantizer.Quantize(w, hessian);
+                        (double hessianSeconds, GpuHessianAccumulator hessian) = TimeHessian(gpu, device, cols, n, kernel: null);
+                        using GpuHessianAccumulator accumulated = hessian;
+                        var clock = Stopwatch.StartNew();
+                        GptqTensor q = quantizer.Quantize(w, accumulated);
                         if (run == 1)
                         {
                             Print("gpu", cols, n, hessianSeconds, clock.Elapsed.TotalSeconds, q.Report!);
@@ -105,9 +106,34 @@ internal static class GptqLayers
         return 0;
     }
 
+    // The Hessian takes a few milliseconds: the median of HessianRuns accumulations (the last one is returned), each
+    // synchronised, so launch jitter does not decide the comparison.
+    private static (double Seconds, GpuHessianAccumulator Hessian) TimeHessian(
+        GpuContext gpu, MemoryBuffer1D<float, Stride1D.Dense> device, int cols, int n, SyrkKernel? kernel)
+    {
+        var times = new double[HessianRuns];
+        GpuHessianAccumulator? hessian = null;
+        for (int h = 0; h < HessianRuns; h++)
+        {
+            hessian?.Dispose();
+            var tick = Stopwatch.StartNew();
+            hessian = new GpuHessianAccumulator(gpu, cols) { Kernel = kernel };
+            for (int r = 0; r < n; r += BatchRows)
+            {
+                hessian.Add(device.View.BaseView.SubView((long)r * cols, (long)BatchRows * cols), BatchRows);
+            }
+
+            gpu.Accelerator.Synchronize();
+            times[h] = tick.Elapsed.TotalSeconds;
+        }
+
+        Array.Sort(times);
+        return (times[HessianRuns / 2], hessian!);
+    }
+
     private static void Print(string device, int cols, int n, double hessianSeconds, double quantizeSeconds, GptqReport report) =>
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{device} {cols}x{cols}, {n} rows: hessian {hessianSeconds:F3} s, quantize {quantizeSeconds:F3} s " +
+            $"{device} {cols}x{cols}, {n} rows: hessian {hessianSeconds * 1e3:F3} ms, quantize {quantizeSeconds:F3} s " +
             $"(factorize {report.FactorizationTime.TotalSeconds:F3}, sweep {report.SweepTime.TotalSeconds:F3}, objective {report.ObjectiveTime.TotalSeconds:F3}), " +
             $"error (sum of losses, reference scale) {report.TotalLoss * BatchRows:F1}, objective {report.Objective:F3}"));
 

@@ -22,13 +22,14 @@ namespace Compression.Gpu.Calibration;
 /// </remarks>
 public sealed class GpuHessianAccumulator : IDisposable
 {
-    private static readonly object s_syrk = new(), s_syrkWide = new();
+    private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new();
 
     /// <summary>Features from which batches use the 128×128-tile kernel.</summary>
     internal const int WideTilesFrom = 2048;
 
-    /// <summary>Tests: force the wide (true) or narrow (false) kernel; null chooses by <see cref="WideTilesFrom"/>.</summary>
-    internal bool? UseWideTiles { get; set; }
+    /// <summary>Tests and benchmarks: force a kernel; null chooses by <see cref="WideTilesFrom"/>.</summary>
+    internal SyrkKernel? Kernel { get; set; }
+
     private readonly GpuContext _gpu;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _mean;
     private MemoryBuffer1D<float, Stride1D.Dense>? _batch;
@@ -103,13 +104,17 @@ public sealed class GpuHessianAccumulator : IDisposable
         long total = SampleCount + rows;
         // Wide layers get 128×128 tiles (twice the reuse per staged value); narrower ones keep 64×64 tiles, so that
         // enough tiles remain to fill the device.
-        bool wide = UseWideTiles ?? Columns >= WideTilesFrom;
-        var syrk = wide
-            ? _gpu.GetOrLoadKernel(s_syrkWide, a =>
-                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdateWide))
-            : _gpu.GetOrLoadKernel(s_syrk, a =>
-                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdate));
-        int tile = wide ? HessianKernels.WideTile : HessianKernels.Tile;
+        SyrkKernel kernel = Kernel ?? (Columns >= WideTilesFrom ? SyrkKernel.Pipelined128 : SyrkKernel.Tile64);
+        var syrk = kernel switch
+        {
+            SyrkKernel.Tile64 => _gpu.GetOrLoadKernel(s_syrk, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdate)),
+            SyrkKernel.Tile128 => _gpu.GetOrLoadKernel(s_syrkWide, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdateWide)),
+            _ => _gpu.GetOrLoadKernel(s_syrkPipelined, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdatePipelined)),
+        };
+        int tile = kernel == SyrkKernel.Tile64 ? HessianKernels.Tile : HessianKernels.WideTile;
         int tiles = (Columns + tile - 1) / tile;
         syrk(new KernelConfig(new Index2D(tiles, tiles), new Index2D(HessianKernels.Threads, HessianKernels.Threads)),
             activations, _mean.View, rows, Columns, (float)((double)SampleCount / total), (float)(1.0 / total));
@@ -154,4 +159,17 @@ public sealed class GpuHessianAccumulator : IDisposable
         _mean.Dispose();
         _batch?.Dispose();
     }
+}
+
+/// <summary>The SYRK kernels of <see cref="GpuHessianAccumulator"/> (selectable for tests and benchmarks).</summary>
+internal enum SyrkKernel
+{
+    /// <summary>64×64 tiles, 4×4 values per thread.</summary>
+    Tile64,
+
+    /// <summary>128×128 tiles, 8×8 values per thread, one shared buffer.</summary>
+    Tile128,
+
+    /// <summary>128×128 tiles with the next step fetched into registers during the products (two shared buffers).</summary>
+    Pipelined128,
 }

@@ -158,6 +158,111 @@ internal static class HessianKernels
         StoreWide(m, columns, rowBase + ty + 112, columnBase + tx, alpha, beta, a70, a71, a72, a73, a74, a75, a76, a77);
     }
 
+    /// <summary>
+    /// <see cref="SyrkUpdateWide"/> with the next step's slices fetched into registers while the current one is
+    /// multiplied, and two shared buffers: one barrier per step and the global-memory latency hidden behind the
+    /// products instead of exposed once per step.
+    /// </summary>
+    public static void SyrkUpdatePipelined(ArrayView<float> x, ArrayView<float> m, int rows, int columns, float alpha, float beta)
+    {
+        int tileRow = Grid.IdxY, tileColumn = Grid.IdxX;
+        if (tileColumn < tileRow)
+        {
+            return;
+        }
+
+        int tx = Group.IdxX, ty = Group.IdxY;
+        int thread = ty * Threads + tx;
+        const int Slice = WideStep * WideTile;
+        ArrayView<float> leftBuffers = SharedMemory.Allocate<float>(2 * Slice);
+        ArrayView<float> rightBuffers = SharedMemory.Allocate<float>(2 * Slice);
+        int rowBase = tileRow * WideTile, columnBase = tileColumn * WideTile;
+
+        // Each thread moves four values of each slice per step: column c of rows k, k + 2, k + 4, k + 6.
+        int c = thread % WideTile, k = thread / WideTile;
+        bool leftIn = rowBase + c < columns, rightIn = columnBase + c < columns;
+        long leftColumn = rowBase + c, rightColumn = columnBase + c;
+        float p0 = 0, p1 = 0, p2 = 0, p3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+        Fetch(x, rows, columns, 0, k, leftIn, leftColumn, out p0, out p1, out p2, out p3);
+        Fetch(x, rows, columns, 0, k, rightIn, rightColumn, out q0, out q1, out q2, out q3);
+        Stage(leftBuffers, c, k, p0, p1, p2, p3);
+        Stage(rightBuffers, c, k, q0, q1, q2, q3);
+        Group.Barrier();
+
+        float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a04 = 0, a05 = 0, a06 = 0, a07 = 0;
+        float a10 = 0, a11 = 0, a12 = 0, a13 = 0, a14 = 0, a15 = 0, a16 = 0, a17 = 0;
+        float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a24 = 0, a25 = 0, a26 = 0, a27 = 0;
+        float a30 = 0, a31 = 0, a32 = 0, a33 = 0, a34 = 0, a35 = 0, a36 = 0, a37 = 0;
+        float a40 = 0, a41 = 0, a42 = 0, a43 = 0, a44 = 0, a45 = 0, a46 = 0, a47 = 0;
+        float a50 = 0, a51 = 0, a52 = 0, a53 = 0, a54 = 0, a55 = 0, a56 = 0, a57 = 0;
+        float a60 = 0, a61 = 0, a62 = 0, a63 = 0, a64 = 0, a65 = 0, a66 = 0, a67 = 0;
+        float a70 = 0, a71 = 0, a72 = 0, a73 = 0, a74 = 0, a75 = 0, a76 = 0, a77 = 0;
+        int current = 0;
+        for (int k0 = 0; k0 < rows; k0 += WideStep)
+        {
+            bool more = k0 + WideStep < rows;
+            if (more)
+            {
+                Fetch(x, rows, columns, k0 + WideStep, k, leftIn, leftColumn, out p0, out p1, out p2, out p3);
+                Fetch(x, rows, columns, k0 + WideStep, k, rightIn, rightColumn, out q0, out q1, out q2, out q3);
+            }
+
+            ArrayView<float> left = leftBuffers.SubView(current * Slice, Slice);
+            ArrayView<float> right = rightBuffers.SubView(current * Slice, Slice);
+            for (int s = 0; s < WideStep; s++)
+            {
+                int o = s * WideTile;
+                float l0 = left[o + ty + 0]; float l1 = left[o + ty + 16]; float l2 = left[o + ty + 32]; float l3 = left[o + ty + 48]; float l4 = left[o + ty + 64]; float l5 = left[o + ty + 80]; float l6 = left[o + ty + 96]; float l7 = left[o + ty + 112];
+                float r0 = right[o + tx + 0]; float r1 = right[o + tx + 16]; float r2 = right[o + tx + 32]; float r3 = right[o + tx + 48]; float r4 = right[o + tx + 64]; float r5 = right[o + tx + 80]; float r6 = right[o + tx + 96]; float r7 = right[o + tx + 112];
+                a00 += l0 * r0; a01 += l0 * r1; a02 += l0 * r2; a03 += l0 * r3; a04 += l0 * r4; a05 += l0 * r5; a06 += l0 * r6; a07 += l0 * r7;
+                a10 += l1 * r0; a11 += l1 * r1; a12 += l1 * r2; a13 += l1 * r3; a14 += l1 * r4; a15 += l1 * r5; a16 += l1 * r6; a17 += l1 * r7;
+                a20 += l2 * r0; a21 += l2 * r1; a22 += l2 * r2; a23 += l2 * r3; a24 += l2 * r4; a25 += l2 * r5; a26 += l2 * r6; a27 += l2 * r7;
+                a30 += l3 * r0; a31 += l3 * r1; a32 += l3 * r2; a33 += l3 * r3; a34 += l3 * r4; a35 += l3 * r5; a36 += l3 * r6; a37 += l3 * r7;
+                a40 += l4 * r0; a41 += l4 * r1; a42 += l4 * r2; a43 += l4 * r3; a44 += l4 * r4; a45 += l4 * r5; a46 += l4 * r6; a47 += l4 * r7;
+                a50 += l5 * r0; a51 += l5 * r1; a52 += l5 * r2; a53 += l5 * r3; a54 += l5 * r4; a55 += l5 * r5; a56 += l5 * r6; a57 += l5 * r7;
+                a60 += l6 * r0; a61 += l6 * r1; a62 += l6 * r2; a63 += l6 * r3; a64 += l6 * r4; a65 += l6 * r5; a66 += l6 * r6; a67 += l6 * r7;
+                a70 += l7 * r0; a71 += l7 * r1; a72 += l7 * r2; a73 += l7 * r3; a74 += l7 * r4; a75 += l7 * r5; a76 += l7 * r6; a77 += l7 * r7;
+            }
+
+            if (more)
+            {
+                // The other buffer was last read before the previous barrier, so it can be overwritten now.
+                Stage(leftBuffers.SubView((1 - current) * Slice, Slice), c, k, p0, p1, p2, p3);
+                Stage(rightBuffers.SubView((1 - current) * Slice, Slice), c, k, q0, q1, q2, q3);
+            }
+
+            Group.Barrier();
+            current = 1 - current;
+        }
+
+        StoreWide(m, columns, rowBase + ty + 0, columnBase + tx, alpha, beta, a00, a01, a02, a03, a04, a05, a06, a07);
+        StoreWide(m, columns, rowBase + ty + 16, columnBase + tx, alpha, beta, a10, a11, a12, a13, a14, a15, a16, a17);
+        StoreWide(m, columns, rowBase + ty + 32, columnBase + tx, alpha, beta, a20, a21, a22, a23, a24, a25, a26, a27);
+        StoreWide(m, columns, rowBase + ty + 48, columnBase + tx, alpha, beta, a30, a31, a32, a33, a34, a35, a36, a37);
+        StoreWide(m, columns, rowBase + ty + 64, columnBase + tx, alpha, beta, a40, a41, a42, a43, a44, a45, a46, a47);
+        StoreWide(m, columns, rowBase + ty + 80, columnBase + tx, alpha, beta, a50, a51, a52, a53, a54, a55, a56, a57);
+        StoreWide(m, columns, rowBase + ty + 96, columnBase + tx, alpha, beta, a60, a61, a62, a63, a64, a65, a66, a67);
+        StoreWide(m, columns, rowBase + ty + 112, columnBase + tx, alpha, beta, a70, a71, a72, a73, a74, a75, a76, a77);
+    }
+
+    private static void Fetch(ArrayView<float> x, int rows, int columns, int k0, int k, bool inColumns, long column,
+        out float v0, out float v1, out float v2, out float v3)
+    {
+        long row = k0 + k;
+        v0 = inColumns && row < rows ? x[row * columns + column] : 0f;
+        v1 = inColumns && row + 2 < rows ? x[(row + 2) * columns + column] : 0f;
+        v2 = inColumns && row + 4 < rows ? x[(row + 4) * columns + column] : 0f;
+        v3 = inColumns && row + 6 < rows ? x[(row + 6) * columns + column] : 0f;
+    }
+
+    private static void Stage(ArrayView<float> slice, int c, int k, float v0, float v1, float v2, float v3)
+    {
+        slice[k * WideTile + c] = v0;
+        slice[(k + 2) * WideTile + c] = v1;
+        slice[(k + 4) * WideTile + c] = v2;
+        slice[(k + 6) * WideTile + c] = v3;
+    }
+
     private static void StoreWide(ArrayView<float> m, int columns, int row, int column, float alpha, float beta,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
     {
