@@ -86,11 +86,17 @@ internal static class GptqLayers
                         if (run == 1)
                         {
                             // Each SYRK kernel on its own, for the record (the accumulator picks one by width).
-                            Console.WriteLine(string.Join(", ", Enum.GetValues<SyrkKernel>().Select(kernel =>
-                                string.Create(CultureInfo.InvariantCulture, $"{kernel} {TimeHessian(gpu, device, cols, n, kernel).Seconds * 1e3:F3} ms"))));
+                            (SyrkKernel Kernel, int? Splits)[] variants =
+                                [(SyrkKernel.Tile64, null), (SyrkKernel.Tile128, null), (SyrkKernel.Pipelined128, 1), (SyrkKernel.Pipelined128, null)];
+                            Console.WriteLine(string.Join(", ", variants.Select(v =>
+                            {
+                                (double seconds, GpuHessianAccumulator h) = TimeHessian(gpu, device, cols, n, v.Kernel, v.Splits);
+                                h.Dispose();
+                                return string.Create(CultureInfo.InvariantCulture, $"{v.Kernel}/{v.Splits?.ToString(CultureInfo.InvariantCulture) ?? "auto"} {seconds * 1e3:F3} ms");
+                            })));
                         }
 
-                        (double hessianSeconds, GpuHessianAccumulator hessian) = TimeHessian(gpu, device, cols, n, kernel: null);
+                        (double hessianSeconds, GpuHessianAccumulator hessian) = TimeHessian(gpu, device, cols, n, kernel: null, splits: null);
                         using GpuHessianAccumulator accumulated = hessian;
                         var clock = Stopwatch.StartNew();
                         GptqTensor q = quantizer.Quantize(w, accumulated);
@@ -109,7 +115,7 @@ internal static class GptqLayers
     // The Hessian takes a few milliseconds: the median of HessianRuns accumulations (the last one is returned), each
     // synchronised, so launch jitter does not decide the comparison.
     private static (double Seconds, GpuHessianAccumulator Hessian) TimeHessian(
-        GpuContext gpu, MemoryBuffer1D<float, Stride1D.Dense> device, int cols, int n, SyrkKernel? kernel)
+        GpuContext gpu, MemoryBuffer1D<float, Stride1D.Dense> device, int cols, int n, SyrkKernel? kernel, int? splits)
     {
         var times = new double[HessianRuns];
         GpuHessianAccumulator? hessian = null;
@@ -117,7 +123,7 @@ internal static class GptqLayers
         {
             hessian?.Dispose();
             var tick = Stopwatch.StartNew();
-            hessian = new GpuHessianAccumulator(gpu, cols) { Kernel = kernel };
+            hessian = new GpuHessianAccumulator(gpu, cols) { Kernel = kernel, Splits = splits };
             for (int r = 0; r < n; r += BatchRows)
             {
                 hessian.Add(device.View.BaseView.SubView((long)r * cols, (long)BatchRows * cols), BatchRows);

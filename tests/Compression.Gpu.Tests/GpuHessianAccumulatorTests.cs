@@ -34,6 +34,14 @@ public sealed class GpuHessianAccumulatorTests : IDisposable
     [InlineData(260, new[] { 5, 24 })]
     public void DeviceHessian_PipelinedTiles_MatchTheCpuAccumulator(int columns, int[] batches) => Compare(columns, batches, SyrkKernel.Pipelined128);
 
+    // Split K: uneven last split, more splits than 8-row steps, and a partial buffer reused by a later, larger batch.
+    [Theory]
+    [InlineData(70, new[] { 37, 5 }, 3)]
+    [InlineData(130, new[] { 9, 40 }, 5)]
+    [InlineData(200, new[] { 16 }, 16)]
+    public void DeviceHessian_SplitK_MatchesTheCpuAccumulator(int columns, int[] batches, int splits) =>
+        Compare(columns, batches, SyrkKernel.Pipelined128, splits);
+
     [Fact]
     public void DeviceHessian_EveryKernel_AddsTheSameProducts()
     {
@@ -42,7 +50,7 @@ public sealed class GpuHessianAccumulatorTests : IDisposable
         double[]? first = null;
         foreach (SyrkKernel kernel in Enum.GetValues<SyrkKernel>())
         {
-            using var gpu = new GpuHessianAccumulator(_gpu, 150) { Kernel = kernel };
+            using var gpu = new GpuHessianAccumulator(_gpu, 150) { Kernel = kernel, Splits = 1 };
             gpu.Add(x);
             double[] h = gpu.GetHessian();
             first ??= h;
@@ -50,10 +58,10 @@ public sealed class GpuHessianAccumulatorTests : IDisposable
         }
     }
 
-    private void Compare(int columns, int[] batches, SyrkKernel? kernel)
+    private void Compare(int columns, int[] batches, SyrkKernel? kernel, int? splits = null)
     {
         var cpu = new HessianAccumulator(columns);
-        using var gpu = new GpuHessianAccumulator(_gpu, columns) { Kernel = kernel };
+        using var gpu = new GpuHessianAccumulator(_gpu, columns) { Kernel = kernel, Splits = splits };
         int seed = columns;
         foreach (int rows in batches)
         {

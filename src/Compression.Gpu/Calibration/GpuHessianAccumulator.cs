@@ -22,13 +22,16 @@ namespace Compression.Gpu.Calibration;
 /// </remarks>
 public sealed class GpuHessianAccumulator : IDisposable
 {
-    private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new();
+    private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new(), s_reduce = new();
 
-    /// <summary>Features from which batches use the 128×128-tile kernel.</summary>
-    internal const int WideTilesFrom = 2048;
-
-    /// <summary>Tests and benchmarks: force a kernel; null chooses by <see cref="WideTilesFrom"/>.</summary>
+    /// <summary>Tests and benchmarks: force a kernel; null is <see cref="SyrkKernel.Pipelined128"/>.</summary>
     internal SyrkKernel? Kernel { get; set; }
+
+    /// <summary>Tests and benchmarks: split K of the pipelined kernel into this many parts; null chooses.</summary>
+    internal int? Splits { get; set; }
+
+    // Split-K partial sums (splits × Columns², reused across batches).
+    private MemoryBuffer1D<float, Stride1D.Dense>? _partials;
 
     private readonly GpuContext _gpu;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _mean;
@@ -104,21 +107,62 @@ public sealed class GpuHessianAccumulator : IDisposable
         long total = SampleCount + rows;
         // Wide layers get 128×128 tiles (twice the reuse per staged value); narrower ones keep 64×64 tiles, so that
         // enough tiles remain to fill the device.
-        SyrkKernel kernel = Kernel ?? (Columns >= WideTilesFrom ? SyrkKernel.Pipelined128 : SyrkKernel.Tile64);
-        var syrk = kernel switch
+        SyrkKernel kernel = Kernel ?? SyrkKernel.Pipelined128;
+        float alpha = (float)((double)SampleCount / total), beta = (float)(1.0 / total);
+        if (kernel == SyrkKernel.Pipelined128)
         {
-            SyrkKernel.Tile64 => _gpu.GetOrLoadKernel(s_syrk, a =>
-                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdate)),
-            SyrkKernel.Tile128 => _gpu.GetOrLoadKernel(s_syrkWide, a =>
-                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdateWide)),
-            _ => _gpu.GetOrLoadKernel(s_syrkPipelined, a =>
-                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdatePipelined)),
-        };
-        int tile = kernel == SyrkKernel.Tile64 ? HessianKernels.Tile : HessianKernels.WideTile;
-        int tiles = (Columns + tile - 1) / tile;
-        syrk(new KernelConfig(new Index2D(tiles, tiles), new Index2D(HessianKernels.Threads, HessianKernels.Threads)),
-            activations, _mean.View, rows, Columns, (float)((double)SampleCount / total), (float)(1.0 / total));
+            AddPipelined(activations, rows, alpha, beta);
+        }
+        else
+        {
+            var syrk = kernel == SyrkKernel.Tile64
+                ? _gpu.GetOrLoadKernel(s_syrk, a =>
+                    a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdate))
+                : _gpu.GetOrLoadKernel(s_syrkWide, a =>
+                    a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.SyrkUpdateWide));
+            int tile = kernel == SyrkKernel.Tile64 ? HessianKernels.Tile : HessianKernels.WideTile;
+            int tiles = (Columns + tile - 1) / tile;
+            syrk(new KernelConfig(new Index2D(tiles, tiles), new Index2D(HessianKernels.Threads, HessianKernels.Threads)),
+                activations, _mean.View, rows, Columns, alpha, beta);
+        }
+
         SampleCount = total;
+    }
+
+    private void AddPipelined(ArrayView<float> activations, int rows, float alpha, float beta)
+    {
+        int tiles = (Columns + HessianKernels.WideTile - 1) / HessianKernels.WideTile;
+        int upperTiles = tiles * (tiles + 1) / 2;
+        // Narrow layers leave most of the device idle with one group per tile: split the rows so that about two groups
+        // per multiprocessor run, each over at least 64 rows, while the partial slices stay small (≤ 64 Mi values).
+        long square = (long)Columns * Columns;
+        int splits = Splits ?? Math.Clamp(
+            Math.Min((2 * _gpu.Accelerator.NumMultiprocessors + upperTiles - 1) / upperTiles, rows / 64),
+            1, (int)Math.Clamp((64L << 20) / square, 1, 64));
+        if (square > int.MaxValue)
+        {
+            splits = 1;             // ReduceSplits indexes the square with 32 bits
+        }
+
+        int rowsPerSplit = (rows + splits - 1) / splits;
+        splits = (rows + rowsPerSplit - 1) / rowsPerSplit;          // no empty split
+        if (splits > 1 && (_partials is null || _partials.Length < splits * square))
+        {
+            _partials?.Dispose();
+            _partials = _gpu.Accelerator.Allocate1D<float>(splits * square);
+        }
+
+        var syrk = _gpu.GetOrLoadKernel(s_syrkPipelined, a =>
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(HessianKernels.SyrkUpdatePipelined));
+        ArrayView<float> partials = splits > 1 ? _partials!.View : _mean.View;      // unused without a split
+        syrk(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(HessianKernels.Threads, HessianKernels.Threads, 1)),
+            activations, _mean.View, partials, rows, Columns, rowsPerSplit, alpha, beta);
+        if (splits > 1)
+        {
+            var reduce = _gpu.GetOrLoadKernel(s_reduce, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, float, float>(HessianKernels.ReduceSplits));
+            reduce((int)square, _mean.View, _partials!.View, Columns, splits, alpha, beta);
+        }
     }
 
     /// <summary>H = 2·XᵀX/n, Columns × Columns row-major, symmetric (all zeros before the first batch).</summary>
@@ -158,6 +202,7 @@ public sealed class GpuHessianAccumulator : IDisposable
     {
         _mean.Dispose();
         _batch?.Dispose();
+        _partials?.Dispose();
     }
 }
 

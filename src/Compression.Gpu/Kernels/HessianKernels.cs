@@ -87,6 +87,35 @@ internal static class HessianKernels
         }
     }
 
+    private static void Update(ArrayView<float> m, long offset, bool overwrite, int column, int columns, float alpha, float beta, float value)
+    {
+        if (column < columns)
+        {
+            m[offset + column] = overwrite ? value : alpha * m[offset + column] + beta * value;
+        }
+    }
+
+    /// <summary>
+    /// M ← α·M + β·Σ_z partials[z] on and above the diagonal, the slices added in order z = 0, 1, … (deterministic).
+    /// </summary>
+    public static void ReduceSplits(Index1D index, ArrayView<float> m, ArrayView<float> partials, int columns, int splits, float alpha, float beta)
+    {
+        int row = index / columns, column = index % columns;
+        if (column < row)
+        {
+            return;
+        }
+
+        long size = (long)columns * columns;
+        float sum = 0;
+        for (int z = 0; z < splits; z++)
+        {
+            sum += partials[z * size + index];
+        }
+
+        m[index] = alpha * m[index] + beta * sum;
+    }
+
     /// <summary>Tile edge of <see cref="SyrkUpdateWide"/>.</summary>
     public const int WideTile = 128;
 
@@ -163,13 +192,26 @@ internal static class HessianKernels
     /// multiplied, and two shared buffers: one barrier per step and the global-memory latency hidden behind the
     /// products instead of exposed once per step.
     /// </summary>
-    public static void SyrkUpdatePipelined(ArrayView<float> x, ArrayView<float> m, int rows, int columns, float alpha, float beta)
+    /// <remarks>
+    /// With more than one group along Z (split K, for layers too narrow to fill the device with tiles), group z takes
+    /// rows [z·rowsPerSplit, (z + 1)·rowsPerSplit) and writes its raw sums to <paramref name="partials"/> slice z;
+    /// <see cref="ReduceSplits"/> then adds the slices in a fixed order, so results do not depend on scheduling.
+    /// </remarks>
+    public static void SyrkUpdatePipelined(ArrayView<float> x, ArrayView<float> m, ArrayView<float> partials,
+        int allRows, int columns, int rowsPerSplit, float alpha, float beta)
     {
         int tileRow = Grid.IdxY, tileColumn = Grid.IdxX;
         if (tileColumn < tileRow)
         {
             return;
         }
+
+        int split = Grid.IdxZ;
+        bool splitK = Grid.DimZ > 1;
+        int firstRow = split * rowsPerSplit;
+        int rows = IntrinsicMath.Min(allRows - firstRow, rowsPerSplit);
+        x = x.SubView((long)firstRow * columns);
+        ArrayView<float> target = splitK ? partials.SubView((long)split * columns * columns) : m;
 
         int tx = Group.IdxX, ty = Group.IdxY;
         int thread = ty * Threads + tx;
@@ -235,14 +277,14 @@ internal static class HessianKernels
             current = 1 - current;
         }
 
-        StoreWide(m, columns, rowBase + ty + 0, columnBase + tx, alpha, beta, a00, a01, a02, a03, a04, a05, a06, a07);
-        StoreWide(m, columns, rowBase + ty + 16, columnBase + tx, alpha, beta, a10, a11, a12, a13, a14, a15, a16, a17);
-        StoreWide(m, columns, rowBase + ty + 32, columnBase + tx, alpha, beta, a20, a21, a22, a23, a24, a25, a26, a27);
-        StoreWide(m, columns, rowBase + ty + 48, columnBase + tx, alpha, beta, a30, a31, a32, a33, a34, a35, a36, a37);
-        StoreWide(m, columns, rowBase + ty + 64, columnBase + tx, alpha, beta, a40, a41, a42, a43, a44, a45, a46, a47);
-        StoreWide(m, columns, rowBase + ty + 80, columnBase + tx, alpha, beta, a50, a51, a52, a53, a54, a55, a56, a57);
-        StoreWide(m, columns, rowBase + ty + 96, columnBase + tx, alpha, beta, a60, a61, a62, a63, a64, a65, a66, a67);
-        StoreWide(m, columns, rowBase + ty + 112, columnBase + tx, alpha, beta, a70, a71, a72, a73, a74, a75, a76, a77);
+        StoreWide(target, columns, rowBase + ty + 0, columnBase + tx, alpha, beta, splitK, a00, a01, a02, a03, a04, a05, a06, a07);
+        StoreWide(target, columns, rowBase + ty + 16, columnBase + tx, alpha, beta, splitK, a10, a11, a12, a13, a14, a15, a16, a17);
+        StoreWide(target, columns, rowBase + ty + 32, columnBase + tx, alpha, beta, splitK, a20, a21, a22, a23, a24, a25, a26, a27);
+        StoreWide(target, columns, rowBase + ty + 48, columnBase + tx, alpha, beta, splitK, a30, a31, a32, a33, a34, a35, a36, a37);
+        StoreWide(target, columns, rowBase + ty + 64, columnBase + tx, alpha, beta, splitK, a40, a41, a42, a43, a44, a45, a46, a47);
+        StoreWide(target, columns, rowBase + ty + 80, columnBase + tx, alpha, beta, splitK, a50, a51, a52, a53, a54, a55, a56, a57);
+        StoreWide(target, columns, rowBase + ty + 96, columnBase + tx, alpha, beta, splitK, a60, a61, a62, a63, a64, a65, a66, a67);
+        StoreWide(target, columns, rowBase + ty + 112, columnBase + tx, alpha, beta, splitK, a70, a71, a72, a73, a74, a75, a76, a77);
     }
 
     private static void Fetch(ArrayView<float> x, int rows, int columns, int k0, int k, bool inColumns, long column,
@@ -264,6 +306,11 @@ internal static class HessianKernels
     }
 
     private static void StoreWide(ArrayView<float> m, int columns, int row, int column, float alpha, float beta,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) =>
+        StoreWide(m, columns, row, column, alpha, beta, overwrite: false, v0, v1, v2, v3, v4, v5, v6, v7);
+
+    // overwrite: a split-K partial, stored as is (its buffer holds stale values that must not be scaled into it).
+    private static void StoreWide(ArrayView<float> m, int columns, int row, int column, float alpha, float beta, bool overwrite,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
     {
         if (row >= columns)
@@ -272,13 +319,13 @@ internal static class HessianKernels
         }
 
         long offset = (long)row * columns;
-        Update(m, offset, column, columns, alpha, beta, v0);
-        Update(m, offset, column + 16, columns, alpha, beta, v1);
-        Update(m, offset, column + 32, columns, alpha, beta, v2);
-        Update(m, offset, column + 48, columns, alpha, beta, v3);
-        Update(m, offset, column + 64, columns, alpha, beta, v4);
-        Update(m, offset, column + 80, columns, alpha, beta, v5);
-        Update(m, offset, column + 96, columns, alpha, beta, v6);
-        Update(m, offset, column + 112, columns, alpha, beta, v7);
+        Update(m, offset, overwrite, column, columns, alpha, beta, v0);
+        Update(m, offset, overwrite, column + 16, columns, alpha, beta, v1);
+        Update(m, offset, overwrite, column + 32, columns, alpha, beta, v2);
+        Update(m, offset, overwrite, column + 48, columns, alpha, beta, v3);
+        Update(m, offset, overwrite, column + 64, columns, alpha, beta, v4);
+        Update(m, offset, overwrite, column + 80, columns, alpha, beta, v5);
+        Update(m, offset, overwrite, column + 96, columns, alpha, beta, v6);
+        Update(m, offset, overwrite, column + 112, columns, alpha, beta, v7);
     }
 }
