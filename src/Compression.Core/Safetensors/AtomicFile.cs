@@ -10,8 +10,11 @@ namespace Compression.Safetensors;
 /// <remarks>The content goes to a temporary file in the same directory (so the rename cannot cross file systems),
 /// is flushed to disk, then renamed over the target. On failure the temporary file is deleted and the target is
 /// untouched.</remarks>
-internal static class AtomicFile
+public static class AtomicFile
 {
+    /// <summary>Writes <paramref name="path"/> through a temporary file renamed into place.</summary>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="write">Writes the whole content to the stream it is given.</param>
     public static void Write(string path, Action<FileStream> write)
     {
         string fullPath = Path.GetFullPath(path);
