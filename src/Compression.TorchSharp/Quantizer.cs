@@ -33,7 +33,7 @@ namespace Compression;
 /// QuantizationReport report = Quantizer.Apply(model, QuantizerOptions.W4A16 with { Method = QuantizationMethod.Gptq }, calibration);
 /// </code>
 /// </example>
-public static class Quantizer
+public static partial class Quantizer
 {
     /// <summary>Round-to-nearest quantization of the targeted linear layers, in place.</summary>
     /// <exception cref="ArgumentException">The options ask for GPTQ (which needs calibration data), a pattern matches

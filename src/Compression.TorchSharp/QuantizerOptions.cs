@@ -3,6 +3,7 @@
 
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 using System.Text.RegularExpressions;
 using Compression.Quantization;
@@ -42,6 +43,10 @@ public sealed record QuantizerOptions
     /// <summary>INT4 weights in groups of 128 (symmetric), the GPTQ/AWQ default.</summary>
     public static QuantizerOptions W4A16 { get; } = new() { Quantization = RtnOptions.W4Group128 };
 
+    /// <summary>INT4 weights in groups of 128, asymmetric (a scale and an INT4 zero point per group), as
+    /// compressed-tensors' <c>W4A16_ASYM</c>.</summary>
+    public static QuantizerOptions W4A16Asym { get; } = new() { Quantization = RtnOptions.W4Group128 with { Symmetric = false } };
+
     /// <summary>INT3 weights in groups of 128 (symmetric).</summary>
     public static QuantizerOptions W3A16 { get; } = new() { Quantization = RtnOptions.W4Group128 with { Format = NumberFormat.Int3 } };
 
@@ -54,18 +59,86 @@ public sealed record QuantizerOptions
     /// <summary>NVFP4 weights (E2M1, E4M3 scale per 16, float32 tensor scale).</summary>
     public static QuantizerOptions Nvfp4A16 { get; } = new() { Quantization = RtnOptions.Nvfp4 };
 
-    /// <summary>The presets by name: W8A16, W4A16, W3A16, FP8A16, MXFP4A16, NVFP4A16 (case-insensitive).</summary>
-    /// <exception cref="ArgumentException">No preset has that name.</exception>
-    public static QuantizerOptions Preset(string name) => name?.ToUpperInvariant() switch
+    /// <summary>
+    /// The presets by the names users know from llm-compressor and compressed-tensors. Case is ignored, and <c>-</c> and
+    /// <c>_</c> are interchangeable (<c>w4a16-asym</c> is <c>W4A16_ASYM</c>). Every preset is weight-only: activations stay
+    /// float32.
+    /// </summary>
+    /// <remarks>
+    /// <list type="table">
+    /// <listheader><term>name</term><description>weights</description></listheader>
+    /// <item><term><c>W8A16</c></term><description>INT8, symmetric, one scale per output channel (<see cref="W8A16"/>;
+    /// compressed-tensors uses groups of 128 here).</description></item>
+    /// <item><term><c>W4A16</c></term><description>INT4, symmetric, groups of 128 (<see cref="W4A16"/>).</description></item>
+    /// <item><term><c>W4A16_ASYM</c></term><description>INT4, asymmetric, groups of 128 (<see cref="W4A16Asym"/>).</description></item>
+    /// <item><term><c>W3A16</c></term><description>INT3, symmetric, groups of 128 (<see cref="W3A16"/>).</description></item>
+    /// <item><term><c>FP8</c>, <c>FP8A16</c></term><description>FP8 E4M3, one float32 scale per output channel
+    /// (<see cref="Fp8A16"/>).</description></item>
+    /// <item><term><c>MXFP4</c>, <c>MXFP4A16</c></term><description>OCP MXFP4: E2M1, E8M0 scale per 32
+    /// (<see cref="Mxfp4A16"/>).</description></item>
+    /// <item><term><c>NVFP4</c>, <c>NVFP4A16</c></term><description>NVFP4: E2M1, E4M3 scale per 16, float32 tensor scale
+    /// (<see cref="Nvfp4A16"/>).</description></item>
+    /// </list>
+    /// <para>In llm-compressor <c>FP8</c>, <c>MXFP4</c> and <c>NVFP4</c> also quantize activations; here they name the
+    /// weight scheme only. Names that exist only to quantize activations (<c>W8A8</c>, <c>INT8</c>, <c>W4A8</c>,
+    /// <c>W4AFP8</c>, <c>W8A8-FP8</c>, <c>FP8_DYNAMIC</c>, <c>FP8_BLOCK</c>, <c>NVFP4A4</c>, any <c>WnAm</c> with m &lt; 16)
+    /// are refused with an <see cref="ArgumentException"/> that says so.</para>
+    /// </remarks>
+    /// <param name="name">The preset's name.</param>
+    /// <exception cref="ArgumentException">No preset has that name, or the name asks for activation quantization.</exception>
+    /// <example>
+    /// <code>
+    /// QuantizerOptions fp8 = QuantizerOptions.Preset("fp8");           // FP8 E4M3 weights per channel
+    /// QuantizerOptions asym = QuantizerOptions.Preset("w4a16-asym");   // INT4 g128 with zero points
+    /// </code>
+    /// </example>
+    public static QuantizerOptions Preset(string name)
     {
-        "W8A16" => W8A16,
-        "W4A16" => W4A16,
-        "W3A16" => W3A16,
-        "FP8A16" => Fp8A16,
-        "MXFP4A16" => Mxfp4A16,
-        "NVFP4A16" => Nvfp4A16,
-        _ => throw new ArgumentException($"No preset '{name}'; presets: W8A16, W4A16, W3A16, FP8A16, MXFP4A16, NVFP4A16.", nameof(name)),
-    };
+        ArgumentNullException.ThrowIfNull(name);
+        string key = name.ToUpperInvariant().Replace('-', '_');
+        switch (key)
+        {
+            case "W8A16":
+                return W8A16;
+            case "W4A16":
+                return W4A16;
+            case "W4A16_ASYM":
+                return W4A16Asym;
+            case "W3A16":
+                return W3A16;
+            case "FP8" or "FP8A16":
+                return Fp8A16;
+            case "MXFP4" or "MXFP4A16":
+                return Mxfp4A16;
+            case "NVFP4" or "NVFP4A16":
+                return Nvfp4A16;
+        }
+
+        if (QuantizesActivations(key))
+        {
+            throw new ArgumentException(
+                $"The preset '{name}' quantizes activations, which is not implemented: Quantizer is weight-only and keeps " +
+                $"activations in float32. Use a weight-only preset: FP8A16 for FP8 weights, or {PresetNames}.",
+                nameof(name));
+        }
+
+        throw new ArgumentException($"No preset '{name}'; presets: {PresetNames} (case and '-'/'_' ignored).", nameof(name));
+    }
+
+    private const string PresetNames = "W8A16, W4A16, W4A16_ASYM, W3A16, FP8 (= FP8A16), MXFP4 (= MXFP4A16), NVFP4 (= NVFP4A16)";
+
+    /// <summary>Whether a normalized name (upper case, '_') is one of llm-compressor's schemes that quantize
+    /// activations: the named ones, and WnAm, NVFP4Am, MXFP4Am with m below 16.</summary>
+    private static bool QuantizesActivations(string key)
+    {
+        if (key is "INT8" or "W4AFP8" or "FP8_DYNAMIC" or "FP8_BLOCK" or "MXFP8")
+        {
+            return true;
+        }
+
+        Match match = Regex.Match(key, "^(?:W[0-9]+|NVFP4_?|MXFP4_?)A([0-9]{1,2})(?:_.*)?$", RegexOptions.CultureInvariant);
+        return match.Success && int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) < 16;
+    }
 
     /// <summary>The format, granularity and scale options. Default <see cref="RtnOptions.W4Group128"/>.</summary>
     public RtnOptions Quantization
