@@ -16,7 +16,12 @@ namespace Compression;
 /// <param name="Objective">GPTQ's ‖(W − Q)Xᵀ‖²/n on the calibration inputs; NaN for round-to-nearest.</param>
 /// <param name="Elapsed">Time to quantize the layer (Hessian accumulation excluded).</param>
 public sealed record LayerQuantization(string Name, string Format, QuantizationMethod Method, int Rows, int Columns, double BitsPerWeight,
-    double Objective, TimeSpan Elapsed);
+    double Objective, TimeSpan Elapsed)
+{
+    /// <summary>The quantized weight (codes, scales, zero points, GPTQ's order): what <see cref="Quantizer.Pack"/>
+    /// puts in a <see cref="TorchSharp.QuantizedLinear"/> and <see cref="TorchSharp.CompressedModels"/> saves.</summary>
+    public CompressedTensor? Weight { get; init; }
+}
 
 /// <summary>What <see cref="Quantizer"/> did to a model.</summary>
 /// <param name="Layers">The quantized layers in model order.</param>

@@ -252,6 +252,6 @@ public static partial class Quantizer
         weight.copy_(dequantized);
         string granularity = format.EffectiveGranularity.ToString() ?? "";
         return new LayerQuantization(name, $"{format.Format.Name} {granularity}", method, dense.Rows, dense.Columns,
-            (double)compressed.StorageBits / dense.Length, objective, clock.Elapsed);
+            (double)compressed.StorageBits / dense.Length, objective, clock.Elapsed) { Weight = compressed };
     }
 }

@@ -141,9 +141,9 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         }
     }
 
-    private sealed class Gpt2Attention : nn.Module<Tensor, Tensor>
+    private sealed class Gpt2Attention : nn.Module<Tensor, Tensor>, ILinearOwner
     {
-        private readonly Linear _qkv, _projection;
+        private nn.Module<Tensor, Tensor> _qkv, _projection;
         private readonly int _heads, _width;
 
         public Gpt2Attention(Gpt2Config config)
@@ -154,6 +154,16 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
             _projection = nn.Linear(_width, _width, hasBias: true);
             register_module("c_attn", _qkv);
             register_module("c_proj", _projection);
+        }
+
+        void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
+        {
+            switch (child)
+            {
+                case "c_attn": _qkv = ModuleSlots.Swap(this, child, _qkv, replacement); break;
+                case "c_proj": _projection = ModuleSlots.Swap(this, child, _projection, replacement); break;
+                default: throw ModuleSlots.NoSuchChild(this, child);
+            }
         }
 
         public override Tensor forward(Tensor input)
@@ -171,9 +181,9 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         }
     }
 
-    private sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
+    private sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>, ILinearOwner
     {
-        private readonly Linear _fc, _projection;
+        private nn.Module<Tensor, Tensor> _fc, _projection;
 
         public Gpt2Mlp(Gpt2Config config)
             : base(nameof(Gpt2Mlp))
@@ -182,6 +192,16 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
             _projection = nn.Linear(config.InnerWidth, config.Width, hasBias: true);
             register_module("c_fc", _fc);
             register_module("c_proj", _projection);
+        }
+
+        void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
+        {
+            switch (child)
+            {
+                case "c_fc": _fc = ModuleSlots.Swap(this, child, _fc, replacement); break;
+                case "c_proj": _projection = ModuleSlots.Swap(this, child, _projection, replacement); break;
+                default: throw ModuleSlots.NoSuchChild(this, child);
+            }
         }
 
         public override Tensor forward(Tensor input)

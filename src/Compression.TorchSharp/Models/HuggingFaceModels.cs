@@ -43,10 +43,19 @@ public static class HuggingFaceModels
                 configPath);
         }
 
-        CausalLanguageModel model = CreateFromConfig(File.ReadAllText(configPath), configPath);
+        string configText = File.ReadAllText(configPath);
+        CausalLanguageModel model = CreateFromConfig(configText, configPath);
+        model.SourceConfigJson = configText;
         try
         {
             using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(folder);
+            // A compressed-tensors checkpoint: its quantized layers become QuantizedLinear modules before the rest loads.
+            if (System.Text.Json.Nodes.JsonNode.Parse(configText) is System.Text.Json.Nodes.JsonObject config &&
+                config["quantization_config"] is System.Text.Json.Nodes.JsonObject quantization)
+            {
+                CompressedModels.ReplaceQuantizedLayers(model, quantization, checkpoint);
+            }
+
             LoadWeights(model, checkpoint);
             model.eval();
             return model;
@@ -120,6 +129,7 @@ public static class HuggingFaceModels
                 throw new InvalidDataException($"{checkpoint.Path}: '{stored}' is {info.DType}; weights must be a floating type.");
             }
 
+            model.SourceDTypes[name] = info.DType;
             DenseTensor values = checkpoint.ReadDense(stored);
             using Tensor source = values.ToTorchTensor();
             using Tensor oriented = transposed ? source.t().contiguous() : source.alias();

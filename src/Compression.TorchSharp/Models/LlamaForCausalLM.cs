@@ -15,10 +15,10 @@ namespace Compression.TorchSharp.Models;
 /// grouped-query attention with RoPE → residual, RMSNorm → SwiGLU MLP → residual, a final RMSNorm and the head
 /// (tied to the embedding when the config says so). Parameter names are the checkpoint's.
 /// </summary>
-public sealed class LlamaForCausalLM : CausalLanguageModel
+public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
 {
     private readonly LlamaModel _model;
-    private readonly Linear? _head;
+    private nn.Module<Tensor, Tensor>? _head;
 
     /// <summary>Creates the model with freshly initialised weights (load a checkpoint with <see cref="HuggingFaceModels"/>).</summary>
     public LlamaForCausalLM(LlamaConfig config)
@@ -57,6 +57,9 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
     }
 
     internal override Tensor Embed(Tensor input) => _model.EmbedTokens.call(input);
+
+    void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement) =>
+        _head = child == "lm_head" && _head is not null ? ModuleSlots.Swap(this, child, _head, replacement) : throw ModuleSlots.NoSuchChild(this, child);
 
     internal override IReadOnlyList<(string Prefix, nn.Module<Tensor, Tensor> Block)> Blocks =>
         _model.Layers.Select((layer, i) => ($"model.layers.{i}", (nn.Module<Tensor, Tensor>)layer)).ToArray();
@@ -131,9 +134,9 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
         }
     }
 
-    private sealed class LlamaAttention : nn.Module<Tensor, Tensor>
+    private sealed class LlamaAttention : nn.Module<Tensor, Tensor>, ILinearOwner
     {
-        private readonly Linear _q, _k, _v, _o;
+        private nn.Module<Tensor, Tensor> _q, _k, _v, _o;
         private readonly int _heads, _kvHeads, _headDimension;
         private readonly double _theta;
 
@@ -149,6 +152,18 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
             register_module("k_proj", _k);
             register_module("v_proj", _v);
             register_module("o_proj", _o);
+        }
+
+        void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
+        {
+            switch (child)
+            {
+                case "q_proj": _q = ModuleSlots.Swap(this, child, _q, replacement); break;
+                case "k_proj": _k = ModuleSlots.Swap(this, child, _k, replacement); break;
+                case "v_proj": _v = ModuleSlots.Swap(this, child, _v, replacement); break;
+                case "o_proj": _o = ModuleSlots.Swap(this, child, _o, replacement); break;
+                default: throw ModuleSlots.NoSuchChild(this, child);
+            }
         }
 
         public override Tensor forward(Tensor input)
@@ -192,9 +207,9 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
         }
     }
 
-    private sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+    private sealed class LlamaMlp : nn.Module<Tensor, Tensor>, ILinearOwner
     {
-        private readonly Linear _gate, _up, _down;
+        private nn.Module<Tensor, Tensor> _gate, _up, _down;
 
         public LlamaMlp(LlamaConfig config)
             : base(nameof(LlamaMlp))
@@ -205,6 +220,17 @@ public sealed class LlamaForCausalLM : CausalLanguageModel
             register_module("gate_proj", _gate);
             register_module("up_proj", _up);
             register_module("down_proj", _down);
+        }
+
+        void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
+        {
+            switch (child)
+            {
+                case "gate_proj": _gate = ModuleSlots.Swap(this, child, _gate, replacement); break;
+                case "up_proj": _up = ModuleSlots.Swap(this, child, _up, replacement); break;
+                case "down_proj": _down = ModuleSlots.Swap(this, child, _down, replacement); break;
+                default: throw ModuleSlots.NoSuchChild(this, child);
+            }
         }
 
         public override Tensor forward(Tensor input)
