@@ -22,7 +22,7 @@ namespace Compression.TorchSharp;
 /// <see cref="HuggingFaceModels.Load"/> reads such folders back into <see cref="QuantizedLinear"/> layers.
 /// </summary>
 /// <remarks>
-/// The bytes equal those of <c>CheckpointQuantizer</c> run on the original checkpoint with the same options
+/// The bytes equal those of <see cref="CheckpointQuantizer"/> run on the original checkpoint with the same options
 /// (round to nearest), which never loads the model. GPT-2's quantized <c>Conv1D</c> layers are written in the linear
 /// layout [out, in] (compressed-tensors has no Conv1D layout); its dense ones keep the checkpoint's [in, out].
 /// </remarks>
@@ -75,6 +75,11 @@ public static class CompressedModels
         {
             foreach ((string name, Parameter parameter) in model.named_parameters().DistinctBy(p => p.name))
             {
+                if (name.EndsWith(".weight", StringComparison.Ordinal) && weights.ContainsKey(name[..^".weight".Length]))
+                {
+                    continue;           // written quantized (a fake-quantized model still holds the dense copy)
+                }
+
                 (string stored, bool transposed) = model.CheckpointNames(name).First();
                 using Tensor oriented = transposed ? parameter.t().contiguous() : parameter.alias();
                 SafetensorsDType dtype = model.SourceDTypes.TryGetValue(name, out SafetensorsDType d) ? d : SafetensorsDType.F32;

@@ -69,7 +69,7 @@ public static partial class Quantizer
         Dictionary<string, Linear> linear = model.named_modules()
             .Where(m => m.module is Linear && canonical.Contains(m.name + ".weight"))
             .ToDictionary(m => m.name, m => (Linear)m.module);
-        string[] targets = SelectTargets(linear.Keys, options);
+        string[] targets = options.SelectTargets(linear.Keys);
         if (options.Method == QuantizationMethod.Gptq)
         {
             ValidateCalibration(model, calibration);
@@ -104,25 +104,6 @@ public static partial class Quantizer
         }
 
         return new QuantizationReport(layers, original, compressed, clock.Elapsed);
-    }
-
-    private static string[] SelectTargets(IEnumerable<string> names, QuantizerOptions options)
-    {
-        string[] all = names.ToArray();
-        foreach (string pattern in options.Targets.Concat(options.Overrides.Select(o => o.Key)))
-        {
-            if (!all.Any(name => QuantizerOptions.Matches(pattern, name)))
-            {
-                throw new ArgumentException(
-                    $"The pattern '{pattern}' matches no linear layer of the model (for example {string.Join(", ", all.Take(3))}).", nameof(options));
-            }
-        }
-
-        string[] targets = all.Where(name => options.Targets.Any(p => QuantizerOptions.Matches(p, name)) &&
-                                             !options.Ignore.Any(p => QuantizerOptions.Matches(p, name))).ToArray();
-        return targets.Length > 0
-            ? targets
-            : throw new ArgumentException("The targets and ignores leave no linear layer to quantize.", nameof(options));
     }
 
     private static void ValidateCalibration(CausalLanguageModel model, IReadOnlyList<int[]> calibration)

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Compression.Quantization;
+using Compression.Quantization.Checkpoints;
 using Compression.Safetensors;
 using Compression.Testing;
 using Compression.TorchSharp.Models;
@@ -98,6 +99,58 @@ public class CompressedModelTests
         Assert.All(reloaded.named_modules().Select(m => m.module).OfType<QuantizedLinear>(), q => Assert.NotNull(q.Bias));
         using Tensor again = Logits(reloaded);
         Assert.True(fake.equal(again).all().item<bool>(), "reloaded GPT-2 logits differ from the fake-quantized model's");
+    }
+
+    [Theory]
+    [InlineData("llama-shakespeare-char")]
+    [InlineData("gpt2-shakespeare-char")]
+    public void StreamedCheckpointQuantization_WritesTheModelPathsBytes(string name)
+    {
+        QuantizerOptions options = name.StartsWith("llama", StringComparison.Ordinal) ? Mixed : QuantizerOptions.W4A16;
+        using TemporaryDirectory streamed = RandomData.CreateTemporaryDirectory(), viaModel = RandomData.CreateTemporaryDirectory();
+        var progress = new List<CompressionProgress>();
+        CheckpointQuantizationResult result = Quantization.Checkpoints.CheckpointQuantizer.Quantize(
+            SharedData.File(name), streamed.Path, options, new Recorder(progress));
+
+        using CausalLanguageModel model = HuggingFaceModels.Load(SharedData.File(name));
+        QuantizationReport report = Quantizer.Apply(model, options);
+        CompressedModels.Save(model, report, viaModel.Path);
+
+        Assert.Equal(report.Layers.Count, result.Modules.Count);
+        Assert.Equal(result.Modules.Count, progress.Count);
+        Assert.True(result.CompressedBits < result.OriginalBits / 2);
+        using (SafetensorsCheckpoint a = SafetensorsCheckpoint.Open(viaModel.Path), b = SafetensorsCheckpoint.Open(streamed.Path))
+        {
+            Assert.Equal(a.Tensors.Select(t => t.Name), b.Tensors.Select(t => t.Name));
+            Assert.All(a.Tensors, t => Assert.True(a.GetBytes(t.Name).SequenceEqual(b.GetBytes(t.Name)), $"{t.Name} differs"));
+        }
+
+        Assert.Equal(File.ReadAllBytes(viaModel.File("model.safetensors")), File.ReadAllBytes(streamed.File("model.safetensors")));
+        Assert.Equal(File.ReadAllText(viaModel.File("config.json")), File.ReadAllText(streamed.File("config.json")));
+
+        // The streamed checkpoint loads into the same model: logits equal the fake-quantized model's bit for bit.
+        using Tensor fake = Logits(model);
+        using CausalLanguageModel reloaded = HuggingFaceModels.Load(streamed.Path);
+        using Tensor again = Logits(reloaded);
+        Assert.True(fake.equal(again).all().item<bool>());
+    }
+
+    [Fact]
+    public void StreamedCheckpointQuantization_RefusesBadRequests()
+    {
+        using TemporaryDirectory output = RandomData.CreateTemporaryDirectory();
+        string llama = SharedData.File("llama-shakespeare-char");
+        Assert.Throws<ArgumentException>(() => Quantization.Checkpoints.CheckpointQuantizer.Quantize(llama, output.Path,
+            QuantizerOptions.W4A16 with { Method = QuantizationMethod.Gptq }));
+        Assert.Throws<ArgumentException>(() => Quantization.Checkpoints.CheckpointQuantizer.Quantize(llama, llama, QuantizerOptions.W4A16));
+        Assert.Throws<ArgumentException>(() => Quantization.Checkpoints.CheckpointQuantizer.Quantize(llama, output.Path,
+            QuantizerOptions.W4A16 with { Targets = ["*.no_such_proj"] }));
+        Assert.Throws<FileNotFoundException>(() => Quantization.Checkpoints.CheckpointQuantizer.Quantize(output.Path, output.File("out"), QuantizerOptions.W4A16));
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => Quantization.Checkpoints.CheckpointQuantizer.Quantize(llama, output.File("c"),
+            QuantizerOptions.W4A16, cancellationToken: cancelled.Token));
+        Assert.False(Directory.Exists(output.File("c")) && File.Exists(output.File("c/model.safetensors")));
     }
 
     [Fact]

@@ -387,9 +387,4 @@ public class QuantizationRecipeTests
             Assert.Equal(original[name], values);
         }
     }
-
-    private sealed class Recorder(List<CompressionProgress> seen) : IProgress<CompressionProgress>
-    {
-        public void Report(CompressionProgress value) => seen.Add(value);
-    }
 }

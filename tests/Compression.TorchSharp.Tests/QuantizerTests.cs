@@ -104,9 +104,4 @@ public class QuantizerTests(ITestOutputHelper output)
 
     private static DenseTensor Weight(CausalLanguageModel model, string module) =>
         model.named_parameters().Single(p => p.name == module + ".weight").parameter.ToDenseTensor();
-
-    private sealed class Recorder(List<CompressionProgress> seen) : IProgress<CompressionProgress>
-    {
-        public void Report(CompressionProgress value) => seen.Add(value);
-    }
 }

@@ -20,7 +20,7 @@ namespace Compression.Quantization.Checkpoints;
 /// <remarks>
 /// The output depends only on what was added, never on the order: tensors are written sorted by name and the
 /// metadata by key, so the model path (<c>CompressedModels.Save</c>) and the streaming path
-/// (<c>CheckpointQuantizer</c>) produce the same bytes for the same weights. Both files are written to a
+/// (<see cref="CheckpointQuantizer"/>) produce the same bytes for the same weights. Both files are written to a
 /// temporary file and renamed into place, the weights first, so a folder never pairs a new config with old weights.
 /// </remarks>
 public sealed class CompressedCheckpointWriter

@@ -10,7 +10,7 @@ using Compression.Quantization;
 
 namespace Compression;
 
-/// <summary>How <see cref="Quantizer"/> chooses each layer's codes.</summary>
+/// <summary>How <c>Quantizer</c> chooses each layer's codes.</summary>
 public enum QuantizationMethod
 {
     /// <summary>Round to nearest: no calibration data.</summary>
@@ -21,7 +21,7 @@ public enum QuantizationMethod
 }
 
 /// <summary>
-/// What <see cref="Quantizer"/> does to a model: the format, the method,
+/// What <c>Quantizer</c> does to a model: the format, the method,
 /// which linear layers, and per-layer overrides. Weight-only: activations stay float32.
 /// </summary>
 /// <remarks>
@@ -183,6 +183,31 @@ public sealed record QuantizerOptions
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Overrides));
     } = [];
+
+    /// <summary>
+    /// The layers these options quantize among a model's linear layers: those a target matches and no ignore does.
+    /// </summary>
+    /// <param name="linearLayers">The names of the model's linear layers.</param>
+    /// <exception cref="ArgumentException">A target or override pattern matches no linear layer (a typo must not
+    /// silently leave a model unquantized), or nothing is left to quantize.</exception>
+    public string[] SelectTargets(IEnumerable<string> linearLayers)
+    {
+        ArgumentNullException.ThrowIfNull(linearLayers);
+        string[] all = linearLayers.ToArray();
+        foreach (string pattern in Targets.Concat(Overrides.Select(o => o.Key)))
+        {
+            if (!all.Any(name => Matches(pattern, name)))
+            {
+                throw new ArgumentException(
+                    $"The pattern '{pattern}' matches no linear layer of the model (for example {string.Join(", ", all.Take(3))}).", "options");
+            }
+        }
+
+        string[] targets = all.Where(name => Targets.Any(p => Matches(p, name)) && !Ignore.Any(p => Matches(p, name))).ToArray();
+        return targets.Length > 0
+            ? targets
+            : throw new ArgumentException("The targets and ignores leave no linear layer to quantize.", "options");
+    }
 
     /// <summary>Whether a layer's name matches a pattern (see the remarks).</summary>
     public static bool Matches(string pattern, string name)
