@@ -93,16 +93,7 @@ public static partial class Quantizer
             }
         }
 
-        long original = 0, compressed = 0;
-        var byName = layers.ToDictionary(l => l.Name);
-        foreach ((string name, Parameter parameter) in model.named_parameters())
-        {
-            long count = parameter.numel();
-            original += 16 * count;
-            string module = name.EndsWith(".weight", StringComparison.Ordinal) ? name[..^".weight".Length] : "";
-            compressed += byName.TryGetValue(module, out LayerQuantization? layer) ? (long)Math.Ceiling(layer.BitsPerWeight * count) : 16 * count;
-        }
-
+        (long original, long compressed) = ModelBits(model, layers);
         return new QuantizationReport(layers, original, compressed, clock.Elapsed);
     }
 
@@ -113,22 +104,7 @@ public static partial class Quantizer
             throw new ArgumentException("GPTQ needs at least one calibration sequence.", nameof(calibration));
         }
 
-        for (int s = 0; s < calibration.Count; s++)
-        {
-            int[] sequence = calibration[s] ?? throw new ArgumentException($"Calibration sequence {s} is null.", nameof(calibration));
-            if (sequence.Length == 0 || sequence.Length > model.ContextLength)
-            {
-                throw new ArgumentException($"Calibration sequence {s} has {sequence.Length} tokens; it must hold 1 to {model.ContextLength}.", nameof(calibration));
-            }
-
-            foreach (int id in sequence)
-            {
-                if ((uint)id >= (uint)model.VocabularySize)
-                {
-                    throw new ArgumentException($"Calibration sequence {s} holds id {id}, outside the vocabulary of {model.VocabularySize}.", nameof(calibration));
-                }
-            }
-        }
+        CheckCalibration(model, calibration);
     }
 
     private static void CalibrateAndQuantize(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
