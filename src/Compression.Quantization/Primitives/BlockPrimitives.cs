@@ -41,6 +41,12 @@ internal static class BlockPrimitives
         where TRule : struct, IBlockScaleRule
     {
         int blocks = (row.Length + blockSize - 1) / blockSize;
+        // The eight-block path writes codes and scales without bounds checks.
+        if (codes.Length < row.Length || scales.Length < blocks)
+        {
+            throw new ArgumentException($"A row of {row.Length} needs {row.Length} codes and {blocks} scales; {codes.Length} and {scales.Length} given.", nameof(codes));
+        }
+
         int vectorsPerBlock = blockSize / 8;
         bool vectorized = Vector256.IsHardwareAccelerated && (blockSize == 16 || blockSize == 32);
         var encoder = new MiniFloatPrimitives.VectorEncoder(codec);

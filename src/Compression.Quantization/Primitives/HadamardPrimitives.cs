@@ -78,6 +78,12 @@ internal static class HadamardPrimitives
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Blocks(Span<float> values, int blockSize, float scale)
     {
+        // The vector stages below address memory without bounds checks: a partial last block would write past the span.
+        if (blockSize <= 0 || (blockSize & (blockSize - 1)) != 0 || values.Length % blockSize != 0)
+        {
+            throw new ArgumentException($"{values.Length} values are not a whole number of blocks of {blockSize} (a power of two).", nameof(values));
+        }
+
         if (!Vector256.IsHardwareAccelerated || blockSize < 8)
         {
             // Blocks of 2 and 4 are rare (tests, toy models) and machines without 256-bit vectors are not the target.
