@@ -49,6 +49,7 @@ var schemes = new (string Name, QuantizerOptions? Options)[]
     ("INT4 g128, GPTQ", QuantizerOptions.W4A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq }),
     ("INT4 g128, GPTQ act-order", QuantizerOptions.W4A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq with { ActOrder = true } }),
     ("INT3 g128, RTN", QuantizerOptions.W3A16),
+    ("INT3 g128, GPTQ", QuantizerOptions.W3A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq }),
     ("INT3 g128, GPTQ act-order", QuantizerOptions.W3A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq with { ActOrder = true } }),
     ("MXFP4, RTN", QuantizerOptions.Mxfp4A16),
     ("MXFP4, GPTQ", QuantizerOptions.Mxfp4A16 with { Method = QuantizationMethod.Gptq, Gptq = gptq }),
