@@ -180,7 +180,7 @@ public static partial class Quantizer
 
     /// <summary>The checks of the single-stage entry point, made before the first stage so that a bad sequence cannot
     /// stop a recipe half-way.</summary>
-    private static void CheckCalibration(CausalLanguageModel model, IReadOnlyList<int[]> calibration)
+    internal static void CheckCalibration(CausalLanguageModel model, IReadOnlyList<int[]> calibration)
     {
         for (int s = 0; s < calibration.Count; s++)
         {

@@ -111,80 +111,21 @@ public static partial class Quantizer
         Dictionary<string, Linear> linear, string[] targets, List<LayerQuantization> layers, IProgress<CompressionProgress>? progress,
         CancellationToken cancellationToken)
     {
-        var targetSet = new HashSet<string>(targets, StringComparer.Ordinal);
-        // The hidden states of every calibration sequence entering the current block: one block's activations.
-        var hidden = new List<Tensor>(calibration.Count);
-        try
+        int done = 0;
+        BlockCalibration.Run(model, calibration, linear, targets, (name, hessian) =>
         {
-            foreach (int[] sequence in calibration)
-            {
-                using Tensor ids = torch.tensor(sequence.Select(i => (long)i).ToArray(), [1, sequence.Length]);
-                hidden.Add(model.Embed(ids));
-            }
-
-            int done = 0;
-            foreach ((string prefix, nn.Module<Tensor, Tensor> block) in model.Blocks)
-            {
-                string[] inBlock = targets.Where(t => t.StartsWith(prefix + ".", StringComparison.Ordinal)).ToArray();
-                var accumulators = inBlock.ToDictionary(name => name, name => new HessianAccumulator((int)linear[name].in_features));
-                var hooks = inBlock.Select(name => linear[name].register_forward_pre_hook((_, input) =>
-                {
-                    using Tensor rows = input.reshape(-1, input.shape[^1]);
-                    accumulators[name].Add(rows.ToDenseTensor());
-                    return input;
-                })).ToArray();
-                try
-                {
-                    foreach (Tensor h in hidden)
-                    {
-                        using Tensor discarded = block.call(h);
-                    }
-                }
-                finally
-                {
-                    foreach (var hook in hooks)
-                    {
-                        hook.remove();
-                    }
-                }
-
-                foreach (string name in inBlock)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    layers.Add(QuantizeLayer(name, linear[name], options, accumulators[name], cancellationToken));
-                    targetSet.Remove(name);
-                    progress?.Report(new CompressionProgress("quantize", name, ++done, targets.Length));
-                }
-
-                // The next block sees this block's output with quantized weights.
-                for (int i = 0; i < hidden.Count; i++)
-                {
-                    Tensor next = block.call(hidden[i]);
-                    hidden[i].Dispose();
-                    hidden[i] = next;
-                }
-            }
-
             // Targets outside the blocks (a head that is not ignored) get round-to-nearest: GPTQ needs their inputs,
             // which only the full forward pass produces.
-            foreach (string name in targets.Where(targetSet.Contains))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                layers.Add(QuantizeLayer(name, linear[name], options with { Method = QuantizationMethod.RoundToNearest }, null, cancellationToken));
-                progress?.Report(new CompressionProgress("quantize", name, ++done, targets.Length));
-            }
-        }
-        finally
-        {
-            foreach (Tensor h in hidden)
-            {
-                h.Dispose();
-            }
-        }
+            QuantizerOptions layerOptions = hessian is null ? options with { Method = QuantizationMethod.RoundToNearest } : options;
+            layers.Add(QuantizeLayer(name, linear[name], layerOptions, hessian, cancellationToken));
+            progress?.Report(new CompressionProgress("quantize", name, ++done, targets.Length));
+        }, cancellationToken);
     }
 
-    private static LayerQuantization QuantizeLayer(string name, Linear layer, QuantizerOptions options, HessianAccumulator? hessian,
-        CancellationToken cancellationToken)
+    /// <summary>Quantizes one layer in place (fake-quantized); <paramref name="prior"/> is an earlier stage's result,
+    /// e.g. a pruned weight whose mask GPTQ keeps.</summary>
+    internal static LayerQuantization QuantizeLayer(string name, Linear layer, QuantizerOptions options, HessianAccumulator? hessian,
+        CancellationToken cancellationToken, CompressedTensor? prior = null)
     {
         var clock = Stopwatch.StartNew();
         RtnOptions format = options.OptionsFor(name);
@@ -195,11 +136,11 @@ public static partial class Quantizer
         QuantizationMethod method = hessian is null ? QuantizationMethod.RoundToNearest : QuantizationMethod.Gptq;
         if (hessian is null)
         {
-            compressed = new RoundToNearestQuantizer(format).Compress(dense, CompressionContext.Default with { LayerName = name, CancellationToken = cancellationToken });
+            compressed = new RoundToNearestQuantizer(format).Compress(dense, CompressionContext.Default with { LayerName = name, Prior = prior, CancellationToken = cancellationToken });
         }
         else
         {
-            var context = CompressionContext.Default with { InputHessian = hessian, LayerName = name, CancellationToken = cancellationToken };
+            var context = CompressionContext.Default with { InputHessian = hessian, LayerName = name, Prior = prior, CancellationToken = cancellationToken };
             GptqTensor result = new GptqQuantizer(options.Gptq with { Quantization = format }).Quantize(dense, context);
             objective = result.Report!.Objective;
             compressed = result;
