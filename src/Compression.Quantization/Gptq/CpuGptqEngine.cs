@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Threading;
 using System.Threading.Tasks;
 using Compression.Numerics;
 
@@ -18,6 +19,8 @@ internal sealed class CpuGptqEngine : GptqEngine
     public static CpuGptqEngine Instance { get; } = new();
 
     public override string Device => "CPU";
+
+    public override bool SupportsSparsityMask => true;
 
     public override GptqFactor? TryFactorize(double[] hessian, int n, double lambda)
     {
@@ -47,19 +50,38 @@ internal sealed class CpuGptqEngine : GptqEngine
         var errors = new float[rows * block];
         int blocks = problem.BlockCount;
         int tiles = (rows + TileRows - 1) / TileRows;
+        bool[]? keep = problem.Keep;
+        int unrepresentableRow = -1;
         for (int b = 0; b < blocks; b++)
         {
             context.CancellationToken.ThrowIfCancellationRequested();
             int first = b * block, end = Math.Min(first + block, columns), width = end - first;
-            Parallel.For(0, tiles, parallel, t =>
+            // With a mask, each worker gets a group-sized scratch for the group's values with the pruned ones at 0.
+            Parallel.For(0, tiles, parallel, () => keep is null ? [] : new float[groupSize], (t, state, scratch) =>
             {
                 int r0 = t * TileRows, count = Math.Min(TileRows, rows - r0);
                 for (int r = r0; r < r0 + count; r++)
                 {
-                    GptqKernels.QuantizeRowBlock(format, rtn, wp.AsSpan(r * columns, columns), upper, first, end, groupSize, groupOfColumn,
-                        parameters.AsSpan(r * groups, groups), tensorScale, codes.AsSpan(r * columns, columns), errors.AsSpan(r * block, width));
+                    ReadOnlySpan<bool> rowKeep = keep is null ? default : keep.AsSpan(r * columns, columns);
+                    if (!GptqKernels.QuantizeRowBlock(format, rtn, wp.AsSpan(r * columns, columns), upper, first, end, groupSize, groupOfColumn,
+                        parameters.AsSpan(r * groups, groups), tensorScale, codes.AsSpan(r * columns, columns), errors.AsSpan(r * block, width),
+                        rowKeep, scratch))
+                    {
+                        Interlocked.CompareExchange(ref unrepresentableRow, r, -1);
+                        state.Stop();
+                        break;
+                    }
                 }
-            });
+
+                return scratch;
+            }, _ => { });
+
+            if (unrepresentableRow >= 0)
+            {
+                throw new ArgumentException(
+                    $"gptq: {format.Name} cannot represent 0 exactly in a group of row {unrepresentableRow}, so the pruned weights of the prior " +
+                    "stage's sparsity mask cannot be kept at 0; use a format with a zero code (integer, FP, MX, NVFP4, ternary).", "context");
+            }
 
             if (end < columns)
             {

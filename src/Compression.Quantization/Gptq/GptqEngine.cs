@@ -41,6 +41,14 @@ internal sealed record GptqSweepProblem(
 {
     /// <summary>The number of blocks.</summary>
     public int BlockCount => (Columns + Block - 1) / Block;
+
+    /// <summary>
+    /// rows × columns, processing order: false where the weight is pruned (the prior stage's
+    /// <see cref="CompressedTensor.SparsityMask"/>) and must decode to exactly 0; null without a mask. A pruned weight's
+    /// error (its full current value) is fed forward like any other, and a group's parameters are chosen from its values
+    /// with the pruned ones at 0.
+    /// </summary>
+    public bool[]? Keep { get; init; }
 }
 
 /// <summary>
@@ -52,6 +60,10 @@ internal abstract class GptqEngine
 {
     /// <summary>Names the device in <see cref="GptqReport.Device"/>.</summary>
     public abstract string Device { get; }
+
+    /// <summary>Whether <see cref="Sweep"/> honours <see cref="GptqSweepProblem.Keep"/> (the CPU sweep only; the GPU
+    /// kernels have no mask yet).</summary>
+    public virtual bool SupportsSparsityMask => false;
 
     /// <summary>
     /// U, the upper triangular factor with UᵀU = (H + λI)⁻¹ for the symmetric <paramref name="hessian"/> (n × n,

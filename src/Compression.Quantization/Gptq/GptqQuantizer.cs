@@ -33,6 +33,12 @@ namespace Compression.Quantization;
 /// With <see cref="GptqOptions.StaticGroups"/> every group's scale is chosen up front from the original weight.</para>
 /// <para>Rows are independent given U, so each block runs in parallel over tiles of rows; progress is reported per
 /// block and cancellation is checked per block.</para>
+/// <para>Joint sparsity and quantization: when <see cref="CompressionContext.Prior"/> carries a
+/// <see cref="CompressedTensor.SparsityMask"/> (a pruner's result, e.g. through <see cref="Composition.ChainedCompressor"/>),
+/// every pruned weight is coded as 0, which it decodes to exactly, and its error (its whole current value) is fed
+/// forward like any other, so the survivors absorb it; each group's parameters are chosen from its values with the
+/// pruned ones at 0. The result carries the mask (<see cref="GptqTensor.SparsityMask"/>). The CPU sweep only: the GPU
+/// quantizer refuses a mask with <see cref="NotSupportedException"/>.</para>
 /// </remarks>
 /// <example>
 /// <code>
@@ -76,7 +82,9 @@ public sealed class GptqQuantizer : ICompressor
 
     /// <summary>Quantizes with a typed result (same checks as <see cref="Compress"/>).</summary>
     /// <exception cref="ArgumentException">The weight is not a finite matrix, the Hessian is missing, of the wrong size or
-    /// not finite, or the options do not fit the weight's shape.</exception>
+    /// not finite, the options do not fit the weight's shape, or the prior stage's sparsity mask differs in shape, comes
+    /// with a Hadamard rotation (which would mix pruned and kept weights) or cannot be kept by the format (no exact 0).</exception>
+    /// <exception cref="NotSupportedException">A sparsity mask on an engine without mask support (the GPU quantizer).</exception>
     /// <exception cref="InvalidOperationException">H + λI could not be factorized within
     /// <see cref="GptqOptions.MaxDampeningAttempts"/> attempts.</exception>
     /// <exception cref="OperationCanceledException">The context's token was cancelled.</exception>
@@ -84,9 +92,10 @@ public sealed class GptqQuantizer : ICompressor
     {
         CompressorArguments.Validate(this, weight, context);
         Options.Validate(weight.Rows, weight.Columns);
+        SparsityMask? mask = PriorMask(weight, context);
         double[] hessian = context.InputHessian!.GetHessian();
         ValidateHessian(hessian, weight.Columns, nameof(context));
-        return Run(weight, hessian, context);
+        return Run(weight, hessian, mask, context);
     }
 
     /// <summary>Quantizes against an explicit Hessian (c × c, row-major), for tests and callers with their own statistics.</summary>
@@ -97,8 +106,39 @@ public sealed class GptqQuantizer : ICompressor
         CompressorArguments.Validate(WeightOnly.Instance, weight, context);
         ArgumentNullException.ThrowIfNull(hessian);
         Options.Validate(weight.Rows, weight.Columns);
+        SparsityMask? mask = PriorMask(weight, context);
         ValidateHessian(hessian, weight.Columns, nameof(hessian));
-        return Run(weight, hessian, context);
+        return Run(weight, hessian, mask, context);
+    }
+
+    /// <summary>The prior stage's sparsity mask, checked against the weight, the options and the engine; null without one.</summary>
+    private SparsityMask? PriorMask(DenseTensor weight, CompressionContext context)
+    {
+        if (context.Prior?.SparsityMask is not { } mask)
+        {
+            return null;
+        }
+
+        if (mask.Rows != weight.Rows || mask.Columns != weight.Columns)
+        {
+            throw new ArgumentException(
+                $"gptq: the prior stage's sparsity mask is {mask.Rows}×{mask.Columns} but the weight is {weight.Rows}×{weight.Columns}.", nameof(context));
+        }
+
+        if (Options.Rotation is not null)
+        {
+            throw new ArgumentException(
+                "gptq: a Hadamard rotation (MR-GPTQ) mixes the columns, so the prior stage's sparsity mask cannot be kept; quantize the pruned " +
+                "weight without Rotation.", nameof(context));
+        }
+
+        if (!_engine.SupportsSparsityMask)
+        {
+            throw new NotSupportedException(
+                $"gptq: the {_engine.Device} sweep cannot keep a sparsity mask (CompressionContext.Prior); use GptqQuantizer on the CPU for pruned weights.");
+        }
+
+        return mask;
     }
 
     private static void ValidateHessian(double[] hessian, int columns, string paramName)
@@ -130,7 +170,7 @@ public sealed class GptqQuantizer : ICompressor
         }
     }
 
-    private GptqTensor Run(DenseTensor weight, double[] hessian, CompressionContext context)
+    private GptqTensor Run(DenseTensor weight, double[] hessian, SparsityMask? mask, CompressionContext context)
     {
         var clock = Stopwatch.StartNew();
         HadamardRotation? rotation = Options.Rotation is { } rotationParameters ? new HadamardRotation(rotationParameters) : null;
@@ -173,6 +213,18 @@ public sealed class GptqQuantizer : ICompressor
             }
         }
 
+        // The mask as one flag per weight (original order): false where the prior stage pruned.
+        bool[]? kept = null;
+        if (mask is not null)
+        {
+            byte[] bits = mask.ToBytes();
+            kept = new bool[rows * columns];
+            for (int i = 0; i < kept.Length; i++)
+            {
+                kept[i] = ((bits[i >> 3] >> (i & 7)) & 1) != 0;
+            }
+        }
+
         var parameters = new SegmentParameters[rows * groups];
         if (staticGroups)
         {
@@ -181,7 +233,7 @@ public sealed class GptqQuantizer : ICompressor
                 weight.Span.Slice(r * columns, columns).CopyTo(row);
                 for (int j = 0; j < columns; j++)
                 {
-                    row[j] = isDead[j] ? 0 : row[j];
+                    row[j] = isDead[j] || (kept is not null && !kept[r * columns + j]) ? 0 : row[j];
                 }
 
                 for (int s = 0; s < groups; s++)
@@ -209,6 +261,7 @@ public sealed class GptqQuantizer : ICompressor
             }
         });
 
+        bool[]? keep = kept is null ? null : Permute(kept, rows, columns, order);
         double[] hp = PermuteSymmetric(hessian, columns, order);
         for (int k = 0; k < columns; k++)
         {
@@ -226,7 +279,7 @@ public sealed class GptqQuantizer : ICompressor
         using (factor)
         {
             var problem = new GptqSweepProblem(format, rtn, rows, columns, block, groupSize, groups, wp, groupOfColumn, parameters, tensorScale,
-                codes, columnLoss);
+                codes, columnLoss) { Keep = keep };
             _engine.Sweep(problem, factor, context);
         }
 
@@ -278,7 +331,7 @@ public sealed class GptqQuantizer : ICompressor
             SweepTime = sweep,
             ObjectiveTime = objectiveTime,
         };
-        return new GptqTensor(quantized, stored, report, Options.Rotation);
+        return new GptqTensor(quantized, stored, report, Options.Rotation, mask);
     }
 
     /// <summary>U with UᵀU = (H + λI)⁻¹ (in the engine's memory), raising λ geometrically while the factorization fails.</summary>

@@ -24,27 +24,50 @@ namespace Compression.Quantization;
 /// <c>g_idx</c>).</para>
 /// <para>Serialized as kind "gptq": the nested quantized tensor under <c>.quantized</c> and the permutation as an
 /// int32 tensor <c>.permutation</c>. The <see cref="Report"/> is not stored.</para>
+/// <para>Quantized after pruning (the prior stage's mask kept, see <see cref="GptqQuantizer"/>), it carries the
+/// <see cref="SparsityMask"/>: the pruned weights decode to exactly 0, and the mask is stored too (one bit per weight,
+/// counted in <see cref="StorageBits"/>, serialized as the U8 tensor <c>.mask</c> with the attribute
+/// <c>sparsity_mask = bitmask</c>), so a later stage still knows which zeros are structural.</para>
 /// </remarks>
 public sealed class GptqTensor : CompressedTensor
 {
     internal const string KindName = "gptq";
+    private const string MaskAttribute = "sparsity_mask";
+    private const string MaskLayout = "bitmask";
 
     private readonly int[] _permutation;
     private readonly int[] _groupIndex;
     private readonly bool _identity;
+    private readonly SparsityMask? _mask;
 
     /// <summary>Wraps a quantized matrix stored in permuted column order.</summary>
     /// <param name="quantized">The codes and scales, columns in stored order.</param>
     /// <param name="permutation">Stored column → original column; null for the identity.</param>
     /// <param name="report">The run's report, when known.</param>
     /// <param name="rotation">The Hadamard rotation the codes live in (MR-GPTQ), or null.</param>
-    /// <exception cref="ArgumentException"><paramref name="permutation"/> is not a permutation of the columns, or the
-    /// rotation's block does not divide them.</exception>
+    /// <param name="sparsityMask">The weights kept by a prior pruning stage (original column order), whose pruned
+    /// weights the codes decode to 0; null for a dense result.</param>
+    /// <exception cref="ArgumentException"><paramref name="permutation"/> is not a permutation of the columns, the
+    /// rotation's block does not divide them, the mask differs in shape, or both a rotation and a mask are given.</exception>
     public GptqTensor(QuantizedTensor quantized, IReadOnlyList<int>? permutation = null, GptqReport? report = null,
-        HadamardRotationParameters? rotation = null)
+        HadamardRotationParameters? rotation = null, SparsityMask? sparsityMask = null)
         : base(quantized?.Rows ?? 0, quantized?.Columns ?? 0)
     {
         ArgumentNullException.ThrowIfNull(quantized);
+        if (sparsityMask is not null && (sparsityMask.Rows != quantized.Rows || sparsityMask.Columns != quantized.Columns))
+        {
+            throw new ArgumentException(
+                $"The sparsity mask [{sparsityMask.Rows}, {sparsityMask.Columns}] differs in shape from the quantized [{quantized.Rows}, {quantized.Columns}].",
+                nameof(sparsityMask));
+        }
+
+        if (sparsityMask is not null && rotation is not null)
+        {
+            throw new ArgumentException("A rotated (MR-GPTQ) tensor cannot carry a sparsity mask: its codes live in a basis that mixes columns.",
+                nameof(sparsityMask));
+        }
+
+        _mask = sparsityMask;
         if (rotation is not null && (rotation.BlockSize <= 0 || quantized.Columns % rotation.BlockSize != 0))
         {
             throw new ArgumentException($"The rotation's block of {rotation.BlockSize} must divide the {quantized.Columns} columns.", nameof(rotation));
@@ -94,8 +117,11 @@ public sealed class GptqTensor : CompressedTensor
     /// <inheritdoc/>
     public override string Kind => KindName;
 
+    /// <summary>The prior pruning stage's mask, whose pruned weights decode to exactly 0; null for a dense result.</summary>
+    public override SparsityMask? SparsityMask => _mask;
+
     /// <inheritdoc/>
-    public override long StorageBits => Quantized.StorageBits + (IsIdentityOrder ? 0 : 32L * Columns);
+    public override long StorageBits => Quantized.StorageBits + (IsIdentityOrder ? 0 : 32L * Columns) + (_mask?.StorageBits ?? 0);
 
     /// <summary>A serializer that also reads GPTQ tensors (and the quantized tensors inside them).</summary>
     public static CompressedTensorSerializer Register(CompressedTensorSerializer serializer)
@@ -164,6 +190,12 @@ public sealed class GptqTensor : CompressedTensor
     {
         writer.WriteChild("quantized", Quantized);
         writer.WriteTensor<int>("permutation", SafetensorsDType.I32, [Columns], _permutation);
+        if (_mask is not null)
+        {
+            byte[] bits = _mask.ToBytes();
+            writer.WriteAttribute(MaskAttribute, MaskLayout);
+            writer.WriteTensor<byte>("mask", SafetensorsDType.U8, [bits.Length], bits);
+        }
         if (Rotation is not null)
         {
             foreach ((string key, string value) in Rotation.ToMetadata())
@@ -198,9 +230,28 @@ public sealed class GptqTensor : CompressedTensor
             rotation = HadamardRotationParameters.FromMetadata(metadata);
         }
 
+        SparsityMask? mask = null;
+        if (reader.TryReadAttribute(MaskAttribute, out string? layout))
+        {
+            if (layout != MaskLayout)
+            {
+                throw new InvalidDataException($"GPTQ tensor '{reader.Prefix}' has a sparsity mask in layout '{layout}'; only '{MaskLayout}' is known.");
+            }
+
+            long bytes = ((long)reader.Rows * reader.Columns + 7) / 8;
+            try
+            {
+                mask = SparsityMask.FromBytes(reader.Rows, reader.Columns, reader.ReadTensor<byte>("mask", SafetensorsDType.U8, bytes));
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"GPTQ tensor '{reader.Prefix}': {e.Message}", e);
+            }
+        }
+
         try
         {
-            return new GptqTensor(quantized, permutation, rotation: rotation);
+            return new GptqTensor(quantized, permutation, rotation: rotation, sparsityMask: mask);
         }
         catch (ArgumentException e)
         {
