@@ -29,7 +29,7 @@ namespace Compression;
 /// PruningModelReport report = Pruner.Apply(model, options, calibration);
 /// </code>
 /// </example>
-public static class Pruner
+public static partial class Pruner
 {
     /// <summary>Prunes the targeted linear layers in place; calibration sequences are needed when the pruner (or the
     /// quantization that follows) needs the input Hessian.</summary>

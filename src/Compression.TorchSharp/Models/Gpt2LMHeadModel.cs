@@ -141,19 +141,44 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         }
     }
 
-    private sealed class Gpt2Attention : nn.Module<Tensor, Tensor>, ILinearOwner
+    private sealed class Gpt2Attention : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels
     {
         private nn.Module<Tensor, Tensor> _qkv, _projection;
-        private readonly int _heads, _width;
+        private readonly int _headDimension;
+        private int _heads;
 
         public Gpt2Attention(Gpt2Config config)
             : base(nameof(Gpt2Attention))
         {
-            (_heads, _width) = (config.Heads, config.Width);
-            _qkv = nn.Linear(_width, 3 * _width, hasBias: true);
-            _projection = nn.Linear(_width, _width, hasBias: true);
+            (_heads, _headDimension) = (config.Heads, config.Width / config.Heads);
+            _qkv = nn.Linear(config.Width, 3 * config.Width, hasBias: true);
+            _projection = nn.Linear(config.Width, config.Width, hasBias: true);
             register_module("c_attn", _qkv);
             register_module("c_proj", _projection);
+        }
+
+        public string Kind => "attention";
+
+        public int ChannelCount => _heads;
+
+        public IReadOnlyList<ChannelSlice> Slices
+        {
+            get
+            {
+                // c_attn holds q, k and v one after another: a head spans one slice of each.
+                int inner = _heads * _headDimension;
+                Linear qkv = Dense(_qkv);
+                return [new(qkv, ChannelSide.Rows, 0, _headDimension), new(qkv, ChannelSide.Rows, inner, _headDimension),
+                        new(qkv, ChannelSide.Rows, 2 * inner, _headDimension), new(Dense(_projection), ChannelSide.Columns, 0, _headDimension)];
+            }
+        }
+
+        public void Keep(int[] channels)
+        {
+            IReadOnlyList<ChannelSlice> slices = Slices;
+            _qkv = ModuleSlots.Swap(this, "c_attn", _qkv, ChannelShrinking.ShrinkLayer(slices.Take(3), channels));
+            _projection = ModuleSlots.Swap(this, "c_proj", _projection, ChannelShrinking.ShrinkLayer([slices[3]], channels));
+            _heads = channels.Length;
         }
 
         void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
@@ -169,19 +194,19 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            long batch = input.shape[0], time = input.shape[1], headDimension = _width / _heads;
-            Tensor[] qkv = _qkv.call(input).split(_width, -1);
+            long batch = input.shape[0], time = input.shape[1], headDimension = _headDimension, inner = _heads * _headDimension;
+            Tensor[] qkv = _qkv.call(input).split(inner, -1);
             Tensor q = qkv[0].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor k = qkv[1].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor v = qkv[2].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(headDimension);
             scores = scores + LlamaForCausalLM.CausalMask(time, input.device);
-            Tensor output = scores.softmax(-1).matmul(v).transpose(1, 2).contiguous().view(batch, time, _width);
+            Tensor output = scores.softmax(-1).matmul(v).transpose(1, 2).contiguous().view(batch, time, inner);
             return _projection.call(output).MoveToOuterDisposeScope();
         }
     }
 
-    private sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>, ILinearOwner
+    private sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels
     {
         private nn.Module<Tensor, Tensor> _fc, _projection;
 
@@ -192,6 +217,19 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
             _projection = nn.Linear(config.InnerWidth, config.Width, hasBias: true);
             register_module("c_fc", _fc);
             register_module("c_proj", _projection);
+        }
+
+        public string Kind => "mlp";
+
+        public int ChannelCount => (int)Dense(_fc).out_features;
+
+        public IReadOnlyList<ChannelSlice> Slices => [new(Dense(_fc), ChannelSide.Rows, 0, 1), new(Dense(_projection), ChannelSide.Columns, 0, 1)];
+
+        public void Keep(int[] channels)
+        {
+            IReadOnlyList<ChannelSlice> slices = Slices;
+            _fc = ModuleSlots.Swap(this, "c_fc", _fc, ChannelShrinking.ShrinkLayer([slices[0]], channels));
+            _projection = ModuleSlots.Swap(this, "c_proj", _projection, ChannelShrinking.ShrinkLayer([slices[1]], channels));
         }
 
         void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
@@ -213,4 +251,7 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
             return _projection.call(gelu).MoveToOuterDisposeScope();
         }
     }
+
+    private static Linear Dense(nn.Module<Tensor, Tensor> module) =>
+        module as Linear ?? throw new InvalidOperationException("Structured pruning needs dense linear layers: prune structure before packing or quantizing.");
 }

@@ -134,10 +134,11 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
         }
     }
 
-    private sealed class LlamaAttention : nn.Module<Tensor, Tensor>, ILinearOwner
+    private sealed class LlamaAttention : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels
     {
         private nn.Module<Tensor, Tensor> _q, _k, _v, _o;
-        private readonly int _heads, _kvHeads, _headDimension;
+        private readonly int _headDimension;
+        private int _heads, _kvHeads;
         private readonly double _theta;
 
         public LlamaAttention(LlamaConfig config)
@@ -152,6 +153,32 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
             register_module("k_proj", _k);
             register_module("v_proj", _v);
             register_module("o_proj", _o);
+        }
+
+        public string Kind => "attention";
+
+        // A channel is one key/value head with the query heads that share it (grouped-query attention).
+        public int ChannelCount => _kvHeads;
+
+        public IReadOnlyList<ChannelSlice> Slices
+        {
+            get
+            {
+                int group = _heads / _kvHeads * _headDimension;
+                return [new(Dense(_q), ChannelSide.Rows, 0, group), new(Dense(_k), ChannelSide.Rows, 0, _headDimension),
+                        new(Dense(_v), ChannelSide.Rows, 0, _headDimension), new(Dense(_o), ChannelSide.Columns, 0, group)];
+            }
+        }
+
+        public void Keep(int[] channels)
+        {
+            IReadOnlyList<ChannelSlice> slices = Slices;
+            int queriesPerGroup = _heads / _kvHeads;
+            _q = ModuleSlots.Swap(this, "q_proj", _q, ChannelShrinking.ShrinkLayer([slices[0]], channels));
+            _k = ModuleSlots.Swap(this, "k_proj", _k, ChannelShrinking.ShrinkLayer([slices[1]], channels));
+            _v = ModuleSlots.Swap(this, "v_proj", _v, ChannelShrinking.ShrinkLayer([slices[2]], channels));
+            _o = ModuleSlots.Swap(this, "o_proj", _o, ChannelShrinking.ShrinkLayer([slices[3]], channels));
+            (_heads, _kvHeads) = (channels.Length * queriesPerGroup, channels.Length);
         }
 
         void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
@@ -207,7 +234,7 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
         }
     }
 
-    private sealed class LlamaMlp : nn.Module<Tensor, Tensor>, ILinearOwner
+    private sealed class LlamaMlp : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels
     {
         private nn.Module<Tensor, Tensor> _gate, _up, _down;
 
@@ -220,6 +247,21 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
             register_module("gate_proj", _gate);
             register_module("up_proj", _up);
             register_module("down_proj", _down);
+        }
+
+        public string Kind => "mlp";
+
+        public int ChannelCount => (int)Dense(_gate).out_features;
+
+        public IReadOnlyList<ChannelSlice> Slices =>
+            [new(Dense(_gate), ChannelSide.Rows, 0, 1), new(Dense(_up), ChannelSide.Rows, 0, 1), new(Dense(_down), ChannelSide.Columns, 0, 1)];
+
+        public void Keep(int[] channels)
+        {
+            IReadOnlyList<ChannelSlice> slices = Slices;
+            _gate = ModuleSlots.Swap(this, "gate_proj", _gate, ChannelShrinking.ShrinkLayer([slices[0]], channels));
+            _up = ModuleSlots.Swap(this, "up_proj", _up, ChannelShrinking.ShrinkLayer([slices[1]], channels));
+            _down = ModuleSlots.Swap(this, "down_proj", _down, ChannelShrinking.ShrinkLayer([slices[2]], channels));
         }
 
         void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement)
@@ -239,6 +281,9 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
             return _down.call(nn.functional.silu(_gate.call(input)) * _up.call(input)).MoveToOuterDisposeScope();
         }
     }
+
+    private static Linear Dense(nn.Module<Tensor, Tensor> module) =>
+        module as Linear ?? throw new InvalidOperationException("Structured pruning needs dense linear layers: prune structure before packing or quantizing.");
 
     /// <summary>0 on and below the diagonal, −∞ above: position t attends to positions ≤ t.</summary>
     internal static Tensor CausalMask(long time, Device device) =>
