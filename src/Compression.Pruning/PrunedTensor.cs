@@ -35,15 +35,13 @@ public sealed class PrunedTensor : CompressedTensor
         Report = report;
         _values = new float[mask.KeptCount];
         ReadOnlySpan<float> source = weights.Span;
+        byte[] bits = mask.ToBytes();
         long k = 0;
-        for (int r = 0; r < Rows; r++)
+        for (long i = 0; i < source.Length; i++)
         {
-            for (int c = 0; c < Columns; c++)
+            if ((bits[i >> 3] & (1 << (int)(i & 7))) != 0)
             {
-                if (mask.IsKept(r, c))
-                {
-                    _values[k++] = source[r * Columns + c];
-                }
+                _values[k++] = source[(int)i];
             }
         }
     }
@@ -84,15 +82,13 @@ public sealed class PrunedTensor : CompressedTensor
     protected override void DecompressCore(Span<float> destination)
     {
         destination.Clear();
-        long k = 0;
-        for (int r = 0; r < Rows; r++)
+        byte[] bits = Mask.ToBytes();
+        long k = 0, count = (long)Rows * Columns;
+        for (long i = 0; i < count; i++)
         {
-            for (int c = 0; c < Columns; c++)
+            if ((bits[i >> 3] & (1 << (int)(i & 7))) != 0)
             {
-                if (Mask.IsKept(r, c))
-                {
-                    destination[r * Columns + c] = _values[k++];
-                }
+                destination[(int)i] = _values[k++];
             }
         }
     }
