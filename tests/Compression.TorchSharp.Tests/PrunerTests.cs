@@ -88,3 +88,59 @@ public class PrunerTests
         Assert.Throws<ArgumentException>(() => Pruner.Apply(model, sparseGpt with { Ignore = ["Linear"] }, Calibration(1)));
     }
 }
+
+/// <summary>Gradual magnitude pruning with the cubic schedule inside a TorchSharp training loop.</summary>
+[Collection("TorchSharp")]
+public class GradualPruningTests
+{
+    [Fact]
+    public void CubicSchedule_InATrainingLoop_ReachesTheFinalSparsity_AndMasksSurviveTheOptimizer()
+    {
+        using CausalLanguageModel model = HuggingFaceModels.Load(SharedData.File("llama-shakespeare-char"));
+        (int[] train, _) = ShakespeareData.Split();
+        var schedule = new CubicSparsitySchedule { FinalSparsity = 0.5, StartStep = 0, EndStep = 6, Frequency = 2 };
+        var options = new PrunerOptions(new MagnitudePruningOptions { Sparsity = 0.1 }.CreateCompressor()) { Targets = ["*.mlp.*"] };
+        model.train();
+        using var optimizer = torch.optim.SGD(model.parameters(), learningRate: 0.01);
+        PruningModelReport? last = null;
+        var sparsities = new List<double>();
+        for (int step = 0; step <= 6; step++)
+        {
+            using (Tensor ids = torch.tensor(train.AsSpan(step * 4096, 2 * 65).ToArray().Select(i => (long)i).ToArray(), [2, 65]))
+            {
+                optimizer.zero_grad();
+                using Tensor logits = model.call(ids[.., ..64]);
+                using Tensor loss = torch.nn.functional.cross_entropy(logits.reshape(-1, model.VocabularySize), ids[.., 1..].reshape(-1));
+                loss.backward();
+                optimizer.step();
+            }
+
+            if (schedule.ShouldPrune(step))
+            {
+                double target = schedule.SparsityAt(step);
+                last = Pruner.Apply(model, options with { Pruner = new MagnitudePruningOptions { Sparsity = target }.CreateCompressor() });
+                sparsities.Add(target);
+            }
+            else if (last is not null)
+            {
+                Assert.Equal(18, Pruner.ReapplyMasks(model, last));
+            }
+
+            // Between pruning steps the optimizer moves pruned weights; after re-masking they are zero again.
+            if (last is not null)
+            {
+                using var noGrad = torch.no_grad();
+                foreach (LayerPruning layer in last.Layers)
+                {
+                    var linear = (Linear)model.CanonicalModules().Single(m => m.Name == layer.Name).Module;
+                    using Tensor zeros = (linear.weight! == 0).sum();
+                    Assert.True(zeros.item<long>() >= layer.Weight!.SparsityMask!.Rows * (long)layer.Weight.SparsityMask.Columns - layer.Weight.SparsityMask.KeptCount);
+                }
+            }
+        }
+
+        Assert.Equal(0.5, sparsities[^1]);
+        Assert.True(sparsities.SequenceEqual(sparsities.Order()), "the schedule only rises");
+        Assert.All(last!.Layers, l => Assert.Equal(0.5, l.Sparsity, 3));
+    }
+}
