@@ -81,7 +81,8 @@ public static class CompressedModels
                 }
 
                 (string stored, bool transposed) = model.CheckpointNames(name).First();
-                using Tensor oriented = transposed ? parameter.t().contiguous() : parameter.alias();
+                using Tensor view = transposed ? parameter.t() : parameter.alias();
+                using Tensor oriented = view.contiguous();
                 SafetensorsDType dtype = model.SourceDTypes.TryGetValue(name, out SafetensorsDType d) ? d : SafetensorsDType.F32;
                 writer.AddDense(stored, oriented.ToDenseTensor(), dtype);
             }

@@ -132,7 +132,8 @@ public static class HuggingFaceModels
             model.SourceDTypes[name] = info.DType;
             DenseTensor values = checkpoint.ReadDense(stored);
             using Tensor source = values.ToTorchTensor();
-            using Tensor oriented = transposed ? source.t().contiguous() : source.alias();
+            using Tensor view = transposed ? source.t() : source.alias();        // disposed here, not by the finalizer
+            using Tensor oriented = view.contiguous();
             parameter.copy_(oriented);
         }
 
