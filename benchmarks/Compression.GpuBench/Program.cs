@@ -25,6 +25,8 @@ if (args.Length > 0 && args[0] == "gptq")
     return GptqLayers.Run(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "sparse") { return SparseProducts.Run(args[1..]); }
+
 int size = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 8192;
 int repetitions = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;
 bool simulator = Environment.GetEnvironmentVariable("COMPRESSION_GPUBENCH_SIMULATOR") == "1";
