@@ -47,7 +47,7 @@ public class SparseGptTests(ITestOutputHelper output)
         for (int seed = 0; seed < Seeds; seed++)
         {
             DenseTensor w = RandomData.GaussianMatrix(rows, columns, seed: 100 * seed + columns, standardDeviation: 0.05f);
-            HessianAccumulator hessian = SparseGptData.CorrelatedHessian(columns, samples: 2 * columns, seed: seed + 7);
+            HessianAccumulator hessian = RandomData.CorrelatedHessian(columns, samples: 2 * columns, seed: seed + 7);
             double[] h = hessian.GetHessian();
 
             PrunedTensor fast = new SparseGptPruner(options).Prune(w, With(hessian));
@@ -91,7 +91,7 @@ public class SparseGptTests(ITestOutputHelper output)
         const int Rows = 7, Columns = 45;
         var options = new SparseGptOptions { Sparsity = sparsity, MaskBlockSize = maskBlock, BlockSize = 10 };
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 3);
-        PrunedTensor pruned = new SparseGptPruner(options).Prune(w, With(SparseGptData.CorrelatedHessian(Columns, 90, seed: 5)));
+        PrunedTensor pruned = new SparseGptPruner(options).Prune(w, With(RandomData.CorrelatedHessian(Columns, 90, seed: 5)));
 
         long total = 0;
         for (int start = 0; start < Columns; start += maskBlock)
@@ -126,7 +126,7 @@ public class SparseGptTests(ITestOutputHelper output)
         const int Rows = 9, Columns = 96;
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: n + m);
         PrunedTensor pruned = new SparseGptPruner(new SparseGptOptions { N = n, M = m, BlockSize = 40 })
-            .Prune(w, With(SparseGptData.CorrelatedHessian(Columns, 192, seed: 9)));
+            .Prune(w, With(RandomData.CorrelatedHessian(Columns, 192, seed: 9)));
         DenseTensor dense = pruned.Decompress();
         for (int r = 0; r < Rows; r++)
         {
@@ -152,7 +152,7 @@ public class SparseGptTests(ITestOutputHelper output)
         for (int seed = 0; seed < 6; seed++)
         {
             DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 40 + seed, standardDeviation: 0.05f);
-            HessianAccumulator hessian = SparseGptData.CorrelatedHessian(Columns, 256, seed: 50 + seed, outliers: 4);
+            HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 256, seed: 50 + seed, outliers: 4);
             double[] h = hessian.GetHessian();
             PrunedTensor pruned = new SparseGptPruner(options).Prune(w, With(hessian));
             double magnitude = SparseGptReference.Objective(w, SparseGptReference.Apply(w, SparseGptReference.MagnitudeMask(w, options)), h);
@@ -213,7 +213,7 @@ public class SparseGptTests(ITestOutputHelper output)
     {
         const int Rows = 12, Columns = 80;
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 21, standardDeviation: 0.05f);
-        HessianAccumulator hessian = SparseGptData.CorrelatedHessian(Columns, 160, seed: 22);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 160, seed: 22);
         PrunedTensor[] results = [.. new[] { 1, 7, 16, 80, 128 }.Select(b =>
             new SparseGptPruner(new SparseGptOptions { Sparsity = 0.5, BlockSize = b, MaskBlockSize = 16 }).Prune(w, With(hessian)))];
         foreach (PrunedTensor result in results[1..])
@@ -233,7 +233,7 @@ public class SparseGptTests(ITestOutputHelper output)
         Assert.Equal("sparsegpt", compressor.Name);
         Assert.Equal(CalibrationRequirements.InputHessian, compressor.Requirements);
         var progress = new Recorder();
-        var pruned = Assert.IsType<PrunedTensor>(compressor.Compress(w, With(SparseGptData.CorrelatedHessian(Columns, 64, seed: 2)) with { Progress = progress }));
+        var pruned = Assert.IsType<PrunedTensor>(compressor.Compress(w, With(RandomData.CorrelatedHessian(Columns, 64, seed: 2)) with { Progress = progress }));
 
         Assert.Equal("sparsegpt", pruned.Report!.Method);
         Assert.Equal(0.5, pruned.Report.Sparsity);
@@ -274,7 +274,7 @@ public class SparseGptTests(ITestOutputHelper output)
     {
         // Fewer samples than inputs: H has rank 16 of 64, positive semi-definite only; λ = 1%·mean(diag H) suffices.
         const int Rows = 8, Columns = 64;
-        HessianAccumulator hessian = SparseGptData.CorrelatedHessian(Columns, 16, seed: 3, outliers: 0);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 16, seed: 3, outliers: 0);
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 6);
         PrunedTensor pruned = new SparseGptPruner(SparseGptOptions.TwoFour).Prune(w, With(hessian));
         Assert.Equal(0.5, pruned.Report!.Sparsity);
@@ -335,11 +335,11 @@ public class SparseGptTests(ITestOutputHelper output)
     {
         const int Rows = 4, Columns = 32;
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 1);
-        HessianAccumulator hessian = SparseGptData.CorrelatedHessian(Columns, 64, seed: 2);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 64, seed: 2);
         var pruner = new SparseGptPruner(SparseGptOptions.Unstructured50);
 
         Assert.ThrowsAny<ArgumentException>(() => pruner.Prune(w, CompressionContext.Default));                                   // no Hessian
-        Assert.ThrowsAny<ArgumentException>(() => pruner.Prune(w, With(SparseGptData.CorrelatedHessian(33, 64, seed: 2))));     // wrong size
+        Assert.ThrowsAny<ArgumentException>(() => pruner.Prune(w, With(RandomData.CorrelatedHessian(33, 64, seed: 2))));     // wrong size
         Assert.ThrowsAny<ArgumentException>(() => pruner.Prune(w, new double[31 * 31]));                                          // wrong size
         Assert.ThrowsAny<ArgumentException>(() => pruner.Prune(w, With(new HessianAccumulator(Columns))));                      // no samples
 
@@ -358,7 +358,7 @@ public class SparseGptTests(ITestOutputHelper output)
 
         // N:M needs whole groups.
         DenseTensor narrow = RandomData.GaussianMatrix(Rows, 30, seed: 1);
-        Assert.ThrowsAny<ArgumentException>(() => new SparseGptPruner(SparseGptOptions.TwoFour).Prune(narrow, With(SparseGptData.CorrelatedHessian(30, 64, seed: 2))));
+        Assert.ThrowsAny<ArgumentException>(() => new SparseGptPruner(SparseGptOptions.TwoFour).Prune(narrow, With(RandomData.CorrelatedHessian(30, 64, seed: 2))));
     }
 
     [Fact]
@@ -366,7 +366,7 @@ public class SparseGptTests(ITestOutputHelper output)
     {
         const int Rows = 8, Columns = 64;
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 1);
-        HessianAccumulator hessian = SparseGptData.CorrelatedHessian(Columns, 128, seed: 2);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 128, seed: 2);
         var pruner = new SparseGptPruner(SparseGptOptions.Unstructured50 with { BlockSize = 16 });
 
         using var cancelled = new CancellationTokenSource();

@@ -61,7 +61,7 @@ public class GptqMaskTests(ITestOutputHelper output)
         var options = new GptqOptions { Quantization = Schemes[scheme], ActOrder = actOrder, StaticGroups = staticGroups, BlockSize = 48 };
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 3, standardDeviation: 0.05f);
         (DenseTensor pruned, PrunedTensor prior) = RandomlyPruned(w, 0.5, seed: 4);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(Columns, 2 * Columns, seed: 5);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 2 * Columns, seed: 5);
 
         GptqTensor q = new GptqQuantizer(options).Quantize(pruned, CompressionContext.Default with { InputHessian = hessian, Prior = prior });
 
@@ -102,7 +102,7 @@ public class GptqMaskTests(ITestOutputHelper output)
     {
         const int Rows = 16, Columns = 96;
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 8, standardDeviation: 0.05f);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(Columns, 192, seed: 9);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 192, seed: 9);
         var gptq = new GptqQuantizer(GptqOptions.W4Group128 with { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) }, ActOrder = true });
         var prior = new PrunedTensor(w, SparsityMask.FromPredicate(Rows, Columns, 0, static (_, _) => true));
 
@@ -130,7 +130,7 @@ public class GptqMaskTests(ITestOutputHelper output)
         for (int seed = 0; seed < 4; seed++)
         {
             DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 60 + seed, standardDeviation: 0.05f);
-            HessianAccumulator hessian = GptqData.CorrelatedHessian(Columns, 256, seed: 70 + seed);
+            HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 256, seed: 70 + seed);
             double[] h = hessian.GetHessian();
             var context = CompressionContext.Default with { InputHessian = hessian };
             PrunedTensor prunedOnly = new SparseGptPruner(sparsity).Prune(w, context);
@@ -168,7 +168,7 @@ public class GptqMaskTests(ITestOutputHelper output)
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 12, standardDeviation: 0.05f);
         (DenseTensor pruned, PrunedTensor prior) = RandomlyPruned(w, 0.4, seed: 13);
         GptqTensor q = new GptqQuantizer(GptqOptions.W4Group128 with { ActOrder = true })
-            .Quantize(pruned, CompressionContext.Default with { InputHessian = GptqData.CorrelatedHessian(Columns, 128, seed: 14), Prior = prior });
+            .Quantize(pruned, CompressionContext.Default with { InputHessian = RandomData.CorrelatedHessian(Columns, 128, seed: 14), Prior = prior });
 
         GptqTensor back = GptqData.SerializeRoundTrip(q);
         Assert.Equal(prior.Mask.ToBytes(), back.SparsityMask!.ToBytes());
@@ -181,7 +181,7 @@ public class GptqMaskTests(ITestOutputHelper output)
     {
         const int Rows = 8, Columns = 128;
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 1);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(Columns, 128, seed: 2);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(Columns, 128, seed: 2);
         (DenseTensor pruned, PrunedTensor prior) = RandomlyPruned(w, 0.5, seed: 3);
         var context = CompressionContext.Default with { InputHessian = hessian, Prior = prior };
 
@@ -334,7 +334,7 @@ public class GpuGptqMaskTests
         const int Rows = 8, Columns = 128;
         DenseTensor w = RandomData.GaussianMatrix(Rows, Columns, seed: 1);
         var prior = new PrunedTensor(w, SparsityMask.FromPredicate(Rows, Columns, 0, static (_, i) => i % 2 == 0));
-        var context = CompressionContext.Default with { InputHessian = GptqData.CorrelatedHessian(Columns, 128, seed: 2), Prior = prior };
+        var context = CompressionContext.Default with { InputHessian = RandomData.CorrelatedHessian(Columns, 128, seed: 2), Prior = prior };
         using GpuContext gpu = GpuContext.CreateCpuSimulator();
         Assert.Throws<NotSupportedException>(() => new GpuGptqQuantizer(gpu, GptqOptions.W4Group128).Quantize(prior.Decompress(), context));
     }

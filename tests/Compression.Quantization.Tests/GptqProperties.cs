@@ -28,7 +28,7 @@ public class GptqProperties
     {
         int rows = 4 + shape % 4 * 4, columns = 32 * (1 + shape / 4 % 3);
         DenseTensor w = RandomData.GaussianMatrix(rows, columns, seed);
-        HessianAccumulator h = GptqData.CorrelatedHessian(columns, 2 * columns, seed + 100);
+        HessianAccumulator h = RandomData.CorrelatedHessian(columns, 2 * columns, seed + 100);
         return (w, h, new GptqOptions { Quantization = Formats[format % Formats.Length], ActOrder = actOrder, BlockSize = 16 + Math.Abs(seed % 3) * 24 });
     }
 

@@ -77,7 +77,7 @@ internal static class GptqReference
         double percent = options.DampeningPercent;
         for (int attempt = 1; attempt <= options.MaxDampeningAttempts && u is null; attempt++, percent *= options.DampeningGrowth)
         {
-            u = UpperFactorOfInverse(hp, n, percent * mean);
+            u = Reference.UpperFactorOfInverse(hp, n, percent * mean);
         }
 
         if (u is null)
@@ -153,99 +153,6 @@ internal static class GptqReference
 
     private static float[] Values(double[] source, int start, int length) =>
         source.AsSpan(start, length).ToArray().Select(v => (float)v).ToArray();
-
-    /// <summary>Cholesky of H + λI, explicit inverse, upper Cholesky factor of the inverse; null when not positive definite.</summary>
-    private static double[]? UpperFactorOfInverse(double[] h, int n, double lambda)
-    {
-        var a = (double[])h.Clone();
-        for (int i = 0; i < n; i++)
-        {
-            a[i * n + i] += lambda;
-        }
-
-        double[]? l = Cholesky(a, n);
-        if (l is null)
-        {
-            return null;
-        }
-
-        // inverse = L⁻ᵀ·L⁻¹ through solving L·Y = I then Lᵀ·X = Y.
-        var inverse = new double[n * n];
-        for (int c = 0; c < n; c++)
-        {
-            var y = new double[n];
-            for (int i = 0; i < n; i++)
-            {
-                double s = i == c ? 1 : 0;
-                for (int k = 0; k < i; k++)
-                {
-                    s -= l[i * n + k] * y[k];
-                }
-
-                y[i] = s / l[i * n + i];
-            }
-
-            for (int i = n - 1; i >= 0; i--)
-            {
-                double s = y[i];
-                for (int k = i + 1; k < n; k++)
-                {
-                    s -= l[k * n + i] * inverse[k * n + c];
-                }
-
-                inverse[i * n + c] = s / l[i * n + i];
-            }
-        }
-
-        double[]? l2 = Cholesky(inverse, n);
-        if (l2 is null)
-        {
-            return null;
-        }
-
-        var u = new double[n * n];
-        for (int i = 0; i < n; i++)
-        {
-            for (int j = i; j < n; j++)
-            {
-                u[i * n + j] = l2[j * n + i];
-            }
-        }
-
-        return u;
-    }
-
-    private static double[]? Cholesky(double[] a, int n)
-    {
-        var l = new double[n * n];
-        for (int j = 0; j < n; j++)
-        {
-            double s = a[j * n + j];
-            for (int k = 0; k < j; k++)
-            {
-                s -= l[j * n + k] * l[j * n + k];
-            }
-
-            if (!(s > 0))
-            {
-                return null;
-            }
-
-            l[j * n + j] = Math.Sqrt(s);
-            for (int i = j + 1; i < n; i++)
-            {
-                double t = a[i * n + j];
-                for (int k = 0; k < j; k++)
-                {
-                    t -= l[i * n + k] * l[j * n + k];
-                }
-
-                l[i * n + j] = t / l[j * n + j];
-            }
-        }
-
-        return l;
-    }
 }
 
 /// <summary>Calibration data with the structure of real activations: correlated channels and a few outliers.</summary>
@@ -261,38 +168,5 @@ internal static class GptqData
         writer.Save(folder.File("q.safetensors"));
         using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(folder.File("q.safetensors"));
         return Assert.IsType<GptqTensor>(serializer.Read(checkpoint, "layer"));
-    }
-
-    /// <summary>X = Z·A (Z standard normal, A a random mixing matrix) with <paramref name="outliers"/> channels scaled ×20.</summary>
-    public static HessianAccumulator CorrelatedHessian(int columns, int samples, int seed, int outliers = 3)
-    {
-        DenseTensor z = RandomData.GaussianMatrix(samples, columns, seed);
-        DenseTensor mix = RandomData.GaussianMatrix(columns, columns, seed + 1, 1f / MathF.Sqrt(columns));
-        var x = new float[samples * columns];
-        for (int s = 0; s < samples; s++)
-        {
-            for (int k = 0; k < columns; k++)
-            {
-                float zk = z[s, k];
-                for (int j = 0; j < columns; j++)
-                {
-                    x[s * columns + j] += zk * mix[k, j];
-                }
-            }
-        }
-
-        var random = new Random(seed + 2);
-        for (int o = 0; o < outliers; o++)
-        {
-            int channel = random.Next(columns);
-            for (int s = 0; s < samples; s++)
-            {
-                x[s * columns + channel] *= 20;
-            }
-        }
-
-        var accumulator = new HessianAccumulator(columns);
-        accumulator.Add(x, samples);
-        return accumulator;
     }
 }

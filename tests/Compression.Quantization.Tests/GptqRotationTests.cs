@@ -16,7 +16,7 @@ public class GptqRotationTests
     {
         RtnOptions rtn = scheme == "int4-g32" ? RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) } : new RtnOptions { Format = NumberFormat.FromName(scheme) };
         DenseTensor w = RandomData.GaussianMatrix(24, 128, seed: 3);
-        HessianAccumulator accumulator = GptqData.CorrelatedHessian(128, 256, seed: 4);
+        HessianAccumulator accumulator = RandomData.CorrelatedHessian(128, 256, seed: 4);
         double[] h = accumulator.GetHessian();
         var parameters = new HadamardRotationParameters(block, seed);
         var rotation = new HadamardRotation(parameters);
@@ -50,7 +50,7 @@ public class GptqRotationTests
             w[r, 200] *= 40;
         }
 
-        HessianAccumulator h = GptqData.CorrelatedHessian(256, 512, seed: 12);
+        HessianAccumulator h = RandomData.CorrelatedHessian(256, 512, seed: 12);
         var context = CompressionContext.Default with { InputHessian = h };
         double plain = new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Mxfp4 }).Quantize(w, context).Report!.Objective;
         double rotated = new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Mxfp4, Rotation = new HadamardRotationParameters(32) })
@@ -62,7 +62,7 @@ public class GptqRotationTests
     public void RotatedGptq_RoundTripsThroughTheSerializer()
     {
         DenseTensor w = RandomData.GaussianMatrix(8, 64, seed: 21);
-        HessianAccumulator h = GptqData.CorrelatedHessian(64, 128, seed: 22);
+        HessianAccumulator h = RandomData.CorrelatedHessian(64, 128, seed: 22);
         GptqTensor q = new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Nvfp4, Rotation = new HadamardRotationParameters(16, 77) })
             .Quantize(w, CompressionContext.Default with { InputHessian = h });
         GptqTensor back = GptqData.SerializeRoundTrip(q);
@@ -75,7 +75,7 @@ public class GptqRotationTests
     public void Rotation_WhoseBlockDoesNotDivideTheColumns_IsRefused()
     {
         DenseTensor w = RandomData.GaussianMatrix(4, 96, seed: 1);
-        HessianAccumulator h = GptqData.CorrelatedHessian(96, 128, seed: 2);
+        HessianAccumulator h = RandomData.CorrelatedHessian(96, 128, seed: 2);
         var options = new GptqOptions { Quantization = RtnOptions.Mxfp4, Rotation = new HadamardRotationParameters(64) };
         Assert.Throws<ArgumentException>("Rotation", () => new GptqQuantizer(options).Quantize(w, CompressionContext.Default with { InputHessian = h }));
     }

@@ -44,7 +44,7 @@ public class GptqTests(ITestOutputHelper output)
         (RtnOptions rtn, int rows, int columns, int blockSize) = Schemes[scheme];
         var options = new GptqOptions { Quantization = rtn, ActOrder = actOrder, StaticGroups = staticGroups, BlockSize = blockSize };
         DenseTensor w = RandomData.GaussianMatrix(rows, columns, seed: columns + rows, standardDeviation: 0.05f);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(columns, samples: 2 * columns, seed: 7);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(columns, samples: 2 * columns, seed: 7);
         double[] h = hessian.GetHessian();
 
         GptqTensor fast = new GptqQuantizer(options).Quantize(w, CompressionContext.Default with { InputHessian = hessian });
@@ -80,7 +80,7 @@ public class GptqTests(ITestOutputHelper output)
     {
         // Σ e_j² = δᵀ(H + λI)δ per row since δ = e·U and UᵀU = (H + λI)⁻¹; float32 sweeps keep it to ~1e-4.
         DenseTensor w = RandomData.GaussianMatrix(16, 64, seed: 3);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(64, 128, seed: 4);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(64, 128, seed: 4);
         GptqTensor q = new GptqQuantizer(GptqOptions.W8PerChannel with { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(16) } })
             .Quantize(w, CompressionContext.Default with { InputHessian = hessian });
         double[] damped = hessian.GetHessian();
@@ -124,7 +124,7 @@ public class GptqTests(ITestOutputHelper output)
     {
         const int rows = 16, columns = 96;
         DenseTensor w = RandomData.GaussianMatrix(rows, columns, seed: 5);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(columns, 192, seed: 6, outliers: 5);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(columns, 192, seed: 6, outliers: 5);
         var rtn = new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerGroup(32), Symmetric = false };
         GptqTensor q = new GptqQuantizer(new GptqOptions { Quantization = rtn, ActOrder = true })
             .Quantize(w, CompressionContext.Default with { InputHessian = hessian });
@@ -159,7 +159,7 @@ public class GptqTests(ITestOutputHelper output)
     {
         const int rows = 8, columns = 64;
         DenseTensor w = RandomData.GaussianMatrix(rows, columns, seed: 21);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(columns, 128, seed: 22);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(columns, 128, seed: 22);
         var rtn = new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerGroup(16), ScaleStorage = ScaleEncoding.Float16 };
         var format = (GroupedFormat)rtn.Format;
         var context = CompressionContext.Default with { InputHessian = hessian };
@@ -195,7 +195,7 @@ public class GptqTests(ITestOutputHelper output)
     public void Gptq_RoundTripsThroughTheSerializer()
     {
         DenseTensor w = RandomData.GaussianMatrix(16, 64, seed: 31);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(64, 128, seed: 32);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(64, 128, seed: 32);
         GptqTensor q = new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.Nvfp4, ActOrder = true })
             .Quantize(w, CompressionContext.Default with { InputHessian = hessian });
         GptqTensor back = GptqData.SerializeRoundTrip(q);
@@ -210,7 +210,7 @@ public class GptqTests(ITestOutputHelper output)
     public void Gptq_ReportsProgressPerBlock_AndHonoursCancellation()
     {
         DenseTensor w = RandomData.GaussianMatrix(8, 64, seed: 41);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(64, 128, seed: 42);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(64, 128, seed: 42);
         var reports = new List<CompressionProgress>();
         var progress = new SynchronousProgress(reports.Add);
         new GptqQuantizer(GptqOptions.W8PerChannel with { BlockSize = 16 })
@@ -228,7 +228,7 @@ public class GptqTests(ITestOutputHelper output)
     public void Gptq_RejectsAHessianOfTheWrongSize()
     {
         DenseTensor w = RandomData.GaussianMatrix(4, 32, seed: 1);
-        HessianAccumulator wrong = GptqData.CorrelatedHessian(33, 64, seed: 2);
+        HessianAccumulator wrong = RandomData.CorrelatedHessian(33, 64, seed: 2);
         var e = Assert.Throws<ArgumentException>(() => new GptqQuantizer(GptqOptions.W8PerChannel).Quantize(w, CompressionContext.Default with { InputHessian = wrong }));
         Assert.Equal("context", e.ParamName);
         var e2 = Assert.Throws<ArgumentException>(() => new GptqQuantizer(GptqOptions.W8PerChannel).Quantize(w, new double[31 * 31]));
@@ -240,7 +240,7 @@ public class GptqTests(ITestOutputHelper output)
     public void Gptq_RejectsNaN_InTheHessianOrTheWeight()
     {
         DenseTensor w = RandomData.GaussianMatrix(4, 32, seed: 1);
-        double[] h = GptqData.CorrelatedHessian(32, 64, seed: 2).GetHessian();
+        double[] h = RandomData.CorrelatedHessian(32, 64, seed: 2).GetHessian();
         h[5 * 32 + 7] = double.NaN;
         var e = Assert.Throws<ArgumentException>(() => new GptqQuantizer(GptqOptions.W8PerChannel).Quantize(w, h));
         Assert.Equal("hessian", e.ParamName);
@@ -255,7 +255,7 @@ public class GptqTests(ITestOutputHelper output)
         DenseTensor bad = w.Clone();
         bad[2, 3] = float.NaN;
         var e3 = Assert.Throws<ArgumentException>(() => new GptqQuantizer(GptqOptions.W8PerChannel)
-            .Quantize(bad, CompressionContext.Default with { InputHessian = GptqData.CorrelatedHessian(32, 64, seed: 2) }));
+            .Quantize(bad, CompressionContext.Default with { InputHessian = RandomData.CorrelatedHessian(32, 64, seed: 2) }));
         Assert.Equal("weight", e3.ParamName);
     }
 
@@ -309,7 +309,7 @@ public class GptqTests(ITestOutputHelper output)
     public void Gptq_RankDeficientHessian_SucceedsThroughDampening()
     {
         // 16 samples of 64 features: H has rank 16.
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(64, 16, seed: 8, outliers: 0);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(64, 16, seed: 8, outliers: 0);
         DenseTensor w = RandomData.GaussianMatrix(8, 64, seed: 9);
         GptqTensor q = new GptqQuantizer(GptqOptions.W8PerChannel).Quantize(w, CompressionContext.Default with { InputHessian = hessian });
         Assert.True(double.IsFinite(q.Report!.Objective));
@@ -347,7 +347,7 @@ public class GptqTests(ITestOutputHelper output)
     public void Gptq_GroupSizeNotDividingColumns_UsesATailGroup()
     {
         DenseTensor w = RandomData.GaussianMatrix(8, 100, seed: 12);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(100, 200, seed: 13);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(100, 200, seed: 13);
         GptqTensor q = new GptqQuantizer(new GptqOptions { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) }, ActOrder = true })
             .Quantize(w, CompressionContext.Default with { InputHessian = hessian });
         Assert.Equal(8 * 4, q.Quantized.Scales.Length);

@@ -55,7 +55,7 @@ public sealed class GpuGptqTests(ITestOutputHelper output) : IDisposable
         (RtnOptions rtn, int rows, int columns, int blockSize) = Schemes[scheme];
         var options = new GptqOptions { Quantization = rtn, ActOrder = actOrder, StaticGroups = staticGroups, BlockSize = blockSize };
         DenseTensor w = RandomData.GaussianMatrix(rows, columns, seed: rows + columns, standardDeviation: 0.05f);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(columns, samples: 2 * columns, seed: 11);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(columns, samples: 2 * columns, seed: 11);
         var context = CompressionContext.Default with { InputHessian = hessian };
 
         GptqTensor cpu = new GptqQuantizer(options).Quantize(w, context);
@@ -82,7 +82,7 @@ public sealed class GpuGptqTests(ITestOutputHelper output) : IDisposable
     {
         var options = new GptqOptions { Quantization = RtnOptions.Nvfp4, Rotation = new HadamardRotationParameters(16, SignSeed: 3), ActOrder = true };
         DenseTensor w = RandomData.GaussianMatrix(16, 128, seed: 5, standardDeviation: 0.05f);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(128, samples: 256, seed: 12);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(128, samples: 256, seed: 12);
         var context = CompressionContext.Default with { InputHessian = hessian };
         GptqTensor cpu = new GptqQuantizer(options).Quantize(w, context);
         GptqTensor gpu = new GpuGptqQuantizer(_gpu, options).Quantize(w, context);
@@ -138,7 +138,7 @@ public sealed class GpuGptqTests(ITestOutputHelper output) : IDisposable
     public void GpuGptq_ReportsProgressPerBlock_AndHonoursCancellation()
     {
         DenseTensor w = RandomData.GaussianMatrix(8, 128, seed: 1);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(128, samples: 256, seed: 2);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(128, samples: 256, seed: 2);
         var quantizer = new GpuGptqQuantizer(_gpu, new GptqOptions { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) }, BlockSize = 32 });
         var seen = new List<CompressionProgress>();
         quantizer.Quantize(w, CompressionContext.Default with { InputHessian = hessian, Progress = new Recorder(seen) });

@@ -167,7 +167,7 @@ public class ScaleSearchTests(ITestOutputHelper output)
     {
         RtnOptions rtn = scheme == "mxfp4" ? RtnOptions.Mxfp4 : RtnOptions.Nvfp4;
         DenseTensor w = Weights(32, 256, seed: 11);
-        HessianAccumulator hessian = GptqData.CorrelatedHessian(256, samples: 512, seed: 12);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(256, samples: 512, seed: 12);
         var context = CompressionContext.Default with { InputHessian = hessian };
         var options = new GptqOptions { Quantization = rtn, ActOrder = true, StaticGroups = true, Rotation = new HadamardRotationParameters(block, SignSeed: 1) };
         double plain = new GptqQuantizer(options).Quantize(w, context).Report!.Objective;

@@ -1,6 +1,7 @@
 // Licensed under the MIT License. See LICENSE in the repository root.
 // Part of the Compression library for .NET.
 
+using Compression.Calibration;
 using Compression.Tensors;
 
 namespace Compression.Testing;
@@ -25,6 +26,39 @@ public static class RandomData
     /// <summary>A matrix of standard normal values.</summary>
     public static DenseTensor GaussianMatrix(int rows, int columns, int seed, float standardDeviation = 1f) =>
         new(Gaussian(rows * columns, seed, standardDeviation), rows, columns);
+
+    /// <summary>X = Z·A (Z standard normal, A a random mixing matrix) with <paramref name="outliers"/> channels scaled ×20.</summary>
+    public static HessianAccumulator CorrelatedHessian(int columns, int samples, int seed, int outliers = 3)
+    {
+        DenseTensor z = RandomData.GaussianMatrix(samples, columns, seed);
+        DenseTensor mix = RandomData.GaussianMatrix(columns, columns, seed + 1, 1f / MathF.Sqrt(columns));
+        var x = new float[samples * columns];
+        for (int s = 0; s < samples; s++)
+        {
+            for (int k = 0; k < columns; k++)
+            {
+                float zk = z[s, k];
+                for (int j = 0; j < columns; j++)
+                {
+                    x[s * columns + j] += zk * mix[k, j];
+                }
+            }
+        }
+
+        var random = new Random(seed + 2);
+        for (int o = 0; o < outliers; o++)
+        {
+            int channel = random.Next(columns);
+            for (int s = 0; s < samples; s++)
+            {
+                x[s * columns + channel] *= 20;
+            }
+        }
+
+        var accumulator = new HessianAccumulator(columns);
+        accumulator.Add(x, samples);
+        return accumulator;
+    }
 
     /// <summary>A temporary folder deleted when disposed.</summary>
     public static TemporaryDirectory CreateTemporaryDirectory() => new();
