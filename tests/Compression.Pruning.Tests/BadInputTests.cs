@@ -131,12 +131,22 @@ public class BadInputTests
         using var source = new CancellationTokenSource();
         var context = new CompressionContext { CancellationToken = source.Token };
         MagnitudePruner pruner = new MagnitudePruningOptions { Scope = PruningScope.PerRow }.CreateCompressor();
-        source.CancelAfter(TimeSpan.FromMilliseconds(5));
+        // The token is cancelled from a dedicated thread, not with CancelAfter: a timer callback runs on the thread
+        // pool, and this loop (on a pool thread, with the pruner's Parallel.For inside) can keep the pool busy enough
+        // that the callback waits indefinitely. That starvation hung the whole test run about one time in five.
+        var canceller = new Thread(() =>
+        {
+            Thread.Sleep(5);
+            source.Cancel();
+        }) { IsBackground = true };
+        canceller.Start();
         // Pruning repeatedly until the token fires: each run checks it between chunks of rows, so the token is seen
-        // within one chunk of its cancellation wherever that falls.
+        // within one chunk of its cancellation wherever that falls. The deadline turns a missed token into a failure
+        // instead of a hang.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         Action run = () =>
         {
-            for (int i = 0; i < 100_000; i++)
+            while (clock.Elapsed < TimeSpan.FromSeconds(60))
             {
                 pruner.Prune(w, context);
             }
