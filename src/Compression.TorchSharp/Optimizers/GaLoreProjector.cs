@@ -106,7 +106,7 @@ internal sealed class GaLoreProjector : IDisposable
     {
         Tensor dot = (previous * fresh).sum(0).abs();
         Tensor norms = previous.norm(0, keepdim: false) * fresh.norm(0, keepdim: false);
-        LastSimilarity = (dot / norms.clamp_min(1e-30)).mean().item<double>();
+        LastSimilarity = (dot / norms.clamp_min(1e-30)).mean().to(ScalarType.Float64).item<double>();
         Streak = LastSimilarity >= q.CosineThreshold ? Streak + 1 : 0;
         if (Streak >= q.Patience)
         {
