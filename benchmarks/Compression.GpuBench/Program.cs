@@ -2,6 +2,7 @@
 // fresh random weight), then timed on an 8192×8192 float32 weight against a device-to-device copy measured in the same
 // run (the bandwidth ceiling). Usage: Compression.GpuBench [size] [repetitions]
 // GPTQ layer timing beside the reference implementation: Compression.GpuBench gptq ... (see GptqLayers.cs).
+// Randomized SVD beside torch.svd_lowrank and torch.linalg.svd: Compression.GpuBench svd ... (see SvdBench.cs).
 
 using System.Diagnostics;
 using System.Reflection;
@@ -26,6 +27,11 @@ if (args.Length > 0 && args[0] == "gptq")
 }
 
 if (args.Length > 0 && args[0] == "sparse") { return SparseProducts.Run(args[1..]); }
+
+if (args.Length > 0 && args[0] == "svd")
+{
+    return SvdBench.Run(args[1..]);
+}
 
 int size = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 8192;
 int repetitions = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;

@@ -204,7 +204,7 @@ public sealed class SingularValueDecomposition
     }
 
     // Orthonormal basis of the panel's columns (panel transposed: k × length), as a new transposed panel.
-    private static double[] Orthonormalise(double[] panel, int length, int k, CancellationToken cancellationToken)
+    internal static double[] Orthonormalise(double[] panel, int length, int k, CancellationToken cancellationToken)
     {
         double[] tau = HouseholderQr.Factor(panel, length, k, cancellationToken);
         double[] q = new double[k * length];
@@ -212,7 +212,7 @@ public sealed class SingularValueDecomposition
         return q;
     }
 
-    private static (double[] U, double[] S, double[] VT) DenseSvd(double[] a, int m, int n)
+    internal static (double[] U, double[] S, double[] VT) DenseSvd(double[] a, int m, int n)
     {
         // MathNet is column-major; a row-major m×n is the column-major n×m transpose, so decompose Aᵀ = V·Σ·Uᵀ.
         Matrix<double> at = Matrix<double>.Build.DenseOfColumnMajor(n, m, a);
@@ -240,7 +240,7 @@ public sealed class SingularValueDecomposition
         return (u, s, vt);
     }
 
-    private static SingularValueDecomposition Normalised(int m, int n, int k, double[] u, double[] s, double[] vt)
+    internal static SingularValueDecomposition Normalised(int m, int n, int k, double[] u, double[] s, double[] vt)
     {
         for (int j = 0; j < k; j++)
         {
@@ -310,7 +310,7 @@ public sealed class SingularValueDecomposition
         }
     }
 
-    private static double[] Transpose(ReadOnlySpan<double> a, int rows, int columns)
+    internal static double[] Transpose(ReadOnlySpan<double> a, int rows, int columns)
     {
         double[] t = new double[a.Length];
         const int Block = 32;
