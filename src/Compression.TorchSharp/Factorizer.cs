@@ -1,0 +1,158 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using Compression.Calibration;
+using Compression.LowRank;
+using Compression.Tensors;
+using Compression.TorchSharp;
+using Compression.TorchSharp.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Compression;
+
+/// <summary>
+/// Factorises the linear layers of a TorchSharp language model into low-rank pairs, the sibling of
+/// <see cref="Quantizer"/> and <see cref="Pruner"/>: same targeting, and the same block-by-block calibration when the
+/// factorisation is activation-aware (SVD-LLM), so every layer is fitted to the inputs it sees after the layers
+/// before it were factorised.
+/// </summary>
+/// <example>
+/// <code>
+/// FactorizationReport report = Factorizer.Apply(model, new FactorizerOptions { GlobalParameterRatio = 0.7 });
+/// Console.WriteLine($"{report.ParametersBefore} → {report.ParametersAfter} parameters");
+/// </code>
+/// </example>
+public static class Factorizer
+{
+    /// <summary>Factorises the targeted layers in place.</summary>
+    /// <param name="model">The model; targeted layers are replaced (or their weights overwritten, see
+    /// <see cref="FactorizerOptions.ReplaceModules"/>).</param>
+    /// <param name="options">The factorisation, budget and targets.</param>
+    /// <param name="calibration">Token sequences (each at most the model's context); needed when the factorisation is
+    /// activation-aware, ignored otherwise.</param>
+    /// <param name="progress">One report per layer.</param>
+    /// <param name="cancellationToken">Checked between layers and calibration sequences.</param>
+    /// <exception cref="ArgumentException">A pattern matches no linear layer; activation-aware factorisation without
+    /// (or with invalid) calibration sequences; a rank that does not fit a layer; a budget that cannot be met.</exception>
+    public static FactorizationReport Apply(CausalLanguageModel model, FactorizerOptions options, IReadOnlyList<int[]>? calibration = null,
+        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        calibration ??= [];
+        var clock = Stopwatch.StartNew();
+        long before = Parameters(model);
+        Dictionary<string, Linear> linear = model.CanonicalModules().Where(m => m.Module is Linear)
+            .ToDictionary(m => m.Name, m => (Linear)m.Module);
+        string[] targets = options.Selection.SelectTargets(linear.Keys);
+        bool aware = options.LowRank.Whitening != ActivationWhitening.None;
+        if (aware)
+        {
+            if (calibration.Count == 0)
+            {
+                throw new ArgumentException($"Activation-aware factorisation ({options.LowRank.Whitening}) needs calibration sequences.", nameof(calibration));
+            }
+
+            Quantizer.CheckCalibration(model, calibration);
+        }
+
+        Dictionary<string, LowRankOptions?> perLayer = Allocate(linear, targets, options, cancellationToken);
+        var layers = new Dictionary<string, LayerFactorization>(StringComparer.Ordinal);
+        int done = 0;
+        void FactorizeLayer(string name, HessianAccumulator? hessian)
+        {
+            var layerClock = Stopwatch.StartNew();
+            Linear layer = linear[name];
+            LowRankOptions? layerOptions = perLayer[name];
+            if (layerOptions is null)
+            {
+                layers[name] = new LayerFactorization(name, (int)layer.out_features, (int)layer.in_features, null,
+                    layer.out_features * layer.in_features, 1, 0, layerClock.Elapsed);
+            }
+            else
+            {
+                using var noGrad = torch.no_grad();
+                DenseTensor dense = layer.weight!.ToDenseTensor();
+                var context = CompressionContext.Default with { InputHessian = hessian, LayerName = name, CancellationToken = cancellationToken };
+                LowRankTensor factors = layerOptions.CreateCompressor().Factorize(dense, context);
+                // The product goes into the dense weight now so that later blocks calibrate on this layer's new outputs;
+                // the modules are swapped at the end.
+                using (Tensor product = factors.Decompress().ToTorchTensor())
+                {
+                    layer.weight!.copy_(product);
+                }
+
+                LowRankReport report = factors.Report!;
+                layers[name] = new LayerFactorization(name, dense.Rows, dense.Columns, factors.Rank, (long)(dense.Rows + dense.Columns) * factors.Rank,
+                    report.RetainedEnergy, report.RelativeError, layerClock.Elapsed) { Weight = factors };
+            }
+
+            progress?.Report(new CompressionProgress("factorize", name, ++done, targets.Length));
+        }
+
+        if (aware)
+        {
+            BlockCalibration.Run(model, calibration, linear, targets, FactorizeLayer, cancellationToken);
+        }
+        else
+        {
+            foreach (string name in targets)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                FactorizeLayer(name, null);
+            }
+        }
+
+        if (options.ReplaceModules)
+        {
+            foreach (LayerFactorization layer in layers.Values.Where(l => l.Weight is not null))
+            {
+                Linear old = linear[layer.Name];
+                model.ReplaceLinear(layer.Name, new LowRankLinear(layer.Weight!, old.bias));
+            }
+        }
+
+        LayerFactorization[] ordered = targets.Select(t => layers[t]).ToArray();
+        return new FactorizationReport(ordered, before, Parameters(model), clock.Elapsed);
+    }
+
+    // Per-layer options: the common ones, or with the rank the global allocation gave (null = stays dense).
+    private static Dictionary<string, LowRankOptions?> Allocate(Dictionary<string, Linear> linear, string[] targets, FactorizerOptions options,
+        CancellationToken cancellationToken)
+    {
+        if (options.GlobalParameterRatio is not double ratio)
+        {
+            return targets.ToDictionary(t => t, _ => (LowRankOptions?)options.LowRank, StringComparer.Ordinal);
+        }
+
+        // WeLore ranks from the weights' own spectra (data-free, as the method is), then each layer is factorised at
+        // its rank, activation-aware if asked.
+        var spectra = new List<LayerSpectrum>(targets.Length);
+        foreach (string name in targets)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            DenseTensor w;
+            using (torch.no_grad())
+            {
+                w = linear[name].weight!.ToDenseTensor();
+            }
+
+            spectra.Add(new LayerSpectrum(name, w.Rows, w.Columns, SingularValueDecomposition.Exact(w, cancellationToken).SingularValues));
+        }
+
+        return WeLoreRankAllocator.Allocate(spectra, ratio).ToDictionary(
+            a => a.Name,
+            a => a.Rank is int rank ? options.LowRank with { Rank = RankRule.Fixed(rank) } : null,
+            StringComparer.Ordinal);
+    }
+
+    private static long Parameters(CausalLanguageModel model) =>
+        model.named_parameters().DistinctBy(p => p.name).Sum(p => p.parameter.numel());
+}
