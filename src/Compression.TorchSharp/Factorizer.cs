@@ -52,12 +52,21 @@ public static class Factorizer
         Dictionary<string, Linear> linear = model.CanonicalModules().Where(m => m.Module is Linear)
             .ToDictionary(m => m.Name, m => (Linear)m.Module);
         string[] targets = options.Selection.SelectTargets(linear.Keys);
-        bool aware = options.LowRank.Whitening != ActivationWhitening.None;
+        if (options.Base is not null && options.ReplaceModules)
+        {
+            throw new ArgumentException(
+                $"With a base compressor ('{options.Base.Name}') the layer becomes Ŵ + A·B, written into the dense weight: set ReplaceModules = false.",
+                nameof(options));
+        }
+
+        bool aware = options.LowRank.Whitening != ActivationWhitening.None
+            || (options.Base is not null && options.Base.Requirements.HasFlag(CalibrationRequirements.InputHessian));
         if (aware)
         {
             if (calibration.Count == 0)
             {
-                throw new ArgumentException($"Activation-aware factorisation ({options.LowRank.Whitening}) needs calibration sequences.", nameof(calibration));
+                throw new ArgumentException(
+                    $"Activation-aware factorisation ({options.LowRank.Whitening}, base {options.Base?.Name ?? "none"}) needs calibration sequences.", nameof(calibration));
             }
 
             Quantizer.CheckCalibration(model, calibration);
@@ -81,17 +90,31 @@ public static class Factorizer
                 using var noGrad = torch.no_grad();
                 DenseTensor dense = layer.weight!.ToDenseTensor();
                 var context = CompressionContext.Default with { InputHessian = hessian, LayerName = name, CancellationToken = cancellationToken };
-                LowRankTensor factors = layerOptions.CreateCompressor().Factorize(dense, context);
+                CompressedTensor result;
+                LowRankTensor factors;
+                if (options.Base is null)
+                {
+                    factors = layerOptions.CreateCompressor().Factorize(dense, context);
+                    result = factors;
+                }
+                else
+                {
+                    var residual = (Composition.ResidualTensor)new Composition.ResidualCompressor(options.Base, layerOptions.CreateCompressor())
+                        .Compress(dense, context);
+                    factors = (LowRankTensor)residual.Correction;
+                    result = residual;
+                }
+
                 // The product goes into the dense weight now so that later blocks calibrate on this layer's new outputs;
                 // the modules are swapped at the end.
-                using (Tensor product = factors.Decompress().ToTorchTensor())
+                using (Tensor product = result.Decompress().ToTorchTensor())
                 {
                     layer.weight!.copy_(product);
                 }
 
                 LowRankReport report = factors.Report!;
                 layers[name] = new LayerFactorization(name, dense.Rows, dense.Columns, factors.Rank, (long)(dense.Rows + dense.Columns) * factors.Rank,
-                    report.RetainedEnergy, report.RelativeError, layerClock.Elapsed) { Weight = factors };
+                    report.RetainedEnergy, report.RelativeError, layerClock.Elapsed) { Weight = factors, Compressed = result };
             }
 
             progress?.Report(new CompressionProgress("factorize", name, ++done, targets.Length));

@@ -56,5 +56,11 @@ public sealed record FactorizerOptions
     /// function at the old size, e.g. to compare with other methods or to save a dense checkpoint).</summary>
     public bool ReplaceModules { get; init; } = true;
 
+    /// <summary>A compressor applied to each layer first (a GPTQ or RTN quantizer, a pruner); the factorisation then
+    /// fits the error it left, W − Ŵ, so the layer becomes Ŵ + A·B. With <see cref="ActivationWhitening.Eigen"/> this is
+    /// EoRA. Null (the default) factorises the weight itself. The sum is written into the dense weight, so
+    /// <see cref="ReplaceModules"/> must be false.</summary>
+    public ICompressor? Base { get; init; }
+
     internal QuantizerOptions Selection => new() { Targets = Targets, Ignore = Ignore };
 }
