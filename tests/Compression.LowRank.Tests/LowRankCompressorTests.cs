@@ -118,6 +118,8 @@ public class LowRankCompressorTests
     [InlineData("int4 g32")]
     [InlineData("int2 channel")]
     [InlineData("2:4 magnitude")]
+    [InlineData("gptq int3 g32")]
+    [InlineData("sparsegpt 50%")]
     public void Eora_LowersTheOutputErrorOfACompressedLayer(string scheme)
     {
         const int n = 64;
@@ -128,6 +130,8 @@ public class LowRankCompressorTests
         {
             "int4 g32" => new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerGroup(32) }.CreateCompressor(),
             "int2 channel" => new RtnOptions { Format = NumberFormat.Int2, Granularity = Granularity.PerChannel }.CreateCompressor(),
+            "gptq int3 g32" => new GptqOptions { Quantization = new RtnOptions { Format = NumberFormat.Int3, Granularity = Granularity.PerGroup(32) } }.CreateCompressor(),
+            "sparsegpt 50%" => Compression.Pruning.SparseGptOptions.Unstructured50.CreateCompressor(),
             _ => Compression.Pruning.NofMOptions.TwoOfFour.CreateCompressor(),
         };
         var context = new CompressionContext { InputHessian = h };
