@@ -24,6 +24,9 @@ namespace Compression.TorchSharp.Adapters;
 /// </remarks>
 public abstract class AdapterLinear : nn.Module<Tensor, Tensor>
 {
+    // A field whose name starts with '_': TorchSharp also lists modules under their fields' names, and
+    // CanonicalModules prefers the registered name (base_layer) over such names.
+    private readonly nn.Module<Tensor, Tensor> _baseLayer;
     private Tensor? _weightBeforeMerge;
 
     /// <summary>Wraps <paramref name="baseLayer"/> (kept, not copied) and freezes its parameters.</summary>
@@ -38,7 +41,7 @@ public abstract class AdapterLinear : nn.Module<Tensor, Tensor>
             QuantizedLinear quantized => (quantized.InFeatures, quantized.OutFeatures),
             _ => throw new ArgumentException($"An adapter wraps nn.Linear or QuantizedLinear, not {baseLayer.GetType().Name}.", nameof(baseLayer)),
         };
-        BaseLayer = baseLayer;
+        _baseLayer = baseLayer;
         foreach (Parameter parameter in baseLayer.parameters())
         {
             parameter.requires_grad = false;
@@ -48,7 +51,7 @@ public abstract class AdapterLinear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The frozen base layer.</summary>
-    public nn.Module<Tensor, Tensor> BaseLayer { get; }
+    public nn.Module<Tensor, Tensor> BaseLayer => _baseLayer;
 
     /// <summary>Input features.</summary>
     public long InFeatures { get; }
