@@ -104,7 +104,9 @@ internal sealed class GaLoreProjector : IDisposable
     // without the subspace moving at all.
     private void Track(Tensor previous, Tensor fresh, QGaLoreOptions q)
     {
-        Tensor dot = (previous * fresh).sum(0).abs();
+        // sum over dimension 0 spelled as an array: a bare literal 0 would bind to the dtype overload (0 converts to
+        // any enum) and sum everything as bytes.
+        Tensor dot = (previous * fresh).sum([0L]).abs();
         Tensor norms = previous.norm(0, keepdim: false) * fresh.norm(0, keepdim: false);
         LastSimilarity = (dot / norms.clamp_min(1e-30)).mean().to(ScalarType.Float64).item<double>();
         Streak = LastSimilarity >= q.CosineThreshold ? Streak + 1 : 0;

@@ -28,7 +28,7 @@ internal static class CharModelTraining
     }
 
     /// <summary>Trains for <paramref name="steps"/> steps on seeded random windows of the training split.</summary>
-    /// <returns>The mean training loss of the last 10 steps and the model's loss on the first 32768 validation tokens.</returns>
+    /// <returns>The mean training loss of the last 10 steps and the model's loss on the first 8192 validation tokens.</returns>
     public static (double TrainLoss, double ValidationLoss) Train(LlamaForCausalLM model, optim.Optimizer optimizer, int steps, int seed, bool evaluate = true)
     {
         int[] train = Data.Value.Train;
@@ -68,7 +68,7 @@ internal static class CharModelTraining
         }
 
         model.eval();
-        double validation = LanguageModelEvaluator.Evaluate(model, Data.Value.Validation.AsSpan(0, 32768), Context, batchSize: 64).Loss;
+        double validation = LanguageModelEvaluator.Evaluate(model, Data.Value.Validation.AsSpan(0, 8192), Context, batchSize: 64).Loss;
         return (recent.Average(), validation);
     }
 }
