@@ -97,12 +97,15 @@ public class QGaLoreTests
 
         // Same gradient every step: similarity 1 at every refresh after the first, so after every 2 the gap doubles:
         // refreshes at 1, 2, 3 (gap → 2), 5, 7 (gap → 4), 11.
-        Assert.Equal([1, 2, 3, 5, 7, 11], stillRefreshes);
+        Assert.True(stillRefreshes.SequenceEqual([1, 2, 3, 5, 7, 11]), string.Join(", ", stillRefreshes));
         Assert.Equal(4, optimizer.ProjectorOf(still)!.Gap);
-        Assert.True(optimizer.ProjectorOf(still)!.LastSimilarity > 0.999);
+        // Not 1: the stored basis is the INT4 one. Per column of 30, the rounding error is ~s/√12 per element with
+        // s ≈ max|x|/7, a relative error norm ~0.1, so |cos| ≈ 1 − 0.1²/2 ≈ 0.995; 0.98 leaves room.
+        double similarity = optimizer.ProjectorOf(still)!.LastSimilarity;
+        Assert.True(similarity > 0.98 && similarity <= 1 + 1e-6, $"similarity {similarity}");
         // Independent gradients: subspaces barely overlap (mean |cos| ~ 0.1), so the layer keeps the base gap of 1.
         Assert.Equal(Enumerable.Range(1, 12), movingRefreshes);
         Assert.Equal(1, optimizer.ProjectorOf(moving)!.Gap);
-        Assert.True(optimizer.ProjectorOf(moving)!.LastSimilarity < 0.9);
+        Assert.True(optimizer.ProjectorOf(moving)!.LastSimilarity < 0.9, $"similarity {optimizer.ProjectorOf(moving)!.LastSimilarity}");
     }
 }
