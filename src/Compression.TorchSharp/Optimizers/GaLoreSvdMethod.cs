@@ -10,6 +10,8 @@ public enum GaLoreSvdMethod
     Exact,
 
     /// <summary>A seeded randomized range finder with power iterations followed by a small exact SVD (Halko, Martinsson
-    /// and Tropp, "Finding structure with randomness", 2011): O(m·n·r), accurate when the spectrum decays.</summary>
+    /// and Tropp, "Finding structure with randomness", 2011): O(m·n·r), accurate when the spectrum decays. Seeded by
+    /// <see cref="GaLoreOptions.Seed"/>; falls back to <see cref="Exact"/> when r + 10 ≥ min(m, n), where the sketch
+    /// would be as large as the matrix.</summary>
     Randomized,
 }
