@@ -89,8 +89,8 @@ public static partial class Lora
     /// <returns>The report of the adaptation.</returns>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
     /// <exception cref="ArgumentException">The config names an unknown PEFT type or targets modules the model lacks, a
-    /// tensor is missing, has the wrong shape or names no adapted module. The model is then left as it was (its
-    /// base layers restored).</exception>
+    /// tensor is missing, has the wrong shape or names no adapted module. The model's adapters are then removed again
+    /// (<see cref="Unload"/>; a PiSSA configuration leaves its residual base weights).</exception>
     public static AdapterReport Load(CausalLanguageModel model, string folder)
     {
         ArgumentNullException.ThrowIfNull(model);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Compression.Testing;
 using Compression.TorchSharp.Adapters;
 using Compression.TorchSharp.Evaluation;
@@ -12,39 +13,47 @@ namespace Compression.TorchSharp.Tests.Adapters;
 [Collection("TorchSharp")]
 public class LoraFineTuneTests(ITestOutputHelper output)
 {
+    /// <remarks>
+    /// The model was trained on the first 90% of tinyshakespeare and kept at its best validation loss, so more steps on
+    /// that same text barely move the validation loss (measured: 1.1991 → 1.1984 over these windows with 30 steps of 4 × 128). The test therefore
+    /// does what a LoRA user does: adapts to new text, the validation split (the plays at the end of the corpus), and
+    /// measures the loss on the first four validation windows, which training never sees (it samples from the rest of
+    /// the split). Measured when written: 1.1991 → 1.1812 after 30 steps of 4 × 96 characters.
+    /// </remarks>
     [Fact]
-    public void LoraFineTune_LowersHeldOutLoss()
+    public void LoraFineTune_OnNewText_LowersTheHeldOutLoss()
     {
         torch.manual_seed(20261202);
-        (int[] train, int[] validation) = ShakespeareData.Split();
+        (_, int[] validation) = ShakespeareData.Split();
+        const int heldOutWindows = 4, window = 256, batch = 4, time = 96, steps = 30;
+        ReadOnlySpan<int> heldOut = validation.AsSpan(0, heldOutWindows * window + 1);
+        int[] adaptation = validation[(heldOutWindows * window + 1)..];
         using CausalLanguageModel model = HuggingFaceModels.Load(SharedData.File("llama-shakespeare-char"));
-        ReadOnlySpan<int> heldOut = validation.AsSpan(0, 4 * 256 + 1);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        double before = LanguageModelEvaluator.Evaluate(model, heldOut, window: 256, batchSize: 4).Loss;
-        output.WriteLine($"eval {clock.Elapsed.TotalSeconds:F1}s");
+        var clock = Stopwatch.StartNew();
+        double before = LanguageModelEvaluator.Evaluate(model, heldOut, window, batchSize: heldOutWindows).Loss;
         AdapterReport report = Lora.Apply(model, new LoraOptions { Rank = 8, Alpha = 16, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj"] });
         output.WriteLine(report.ToString());
-        var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
-        using var optimizer = torch.optim.AdamW(trainable, lr: 1e-3, weight_decay: 0);
+        using var optimizer = torch.optim.AdamW(model.parameters().Where(p => p.requires_grad), lr: 1e-3, weight_decay: 0);
         var random = new Random(7);
         model.train();
-        int[] source = validation.AsSpan(4 * 256 + 1).ToArray();
-        for (int step = 0; step < 30; step++)
+        for (int step = 0; step < steps; step++)
         {
             using var scope = NewDisposeScope();
-            long[] batch = Enumerable.Range(0, 4).SelectMany(_ => { int start = random.Next(source.Length - 129); return source.AsSpan(start, 129).ToArray(); }).Select(i => (long)i).ToArray();
-            Tensor ids = torch.tensor(batch, [4, 129]);
-            Tensor logits = model.call(ids[.., ..128]);
+            long[] tokens = Enumerable.Range(0, batch)
+                .SelectMany(_ => adaptation.AsSpan(random.Next(adaptation.Length - time - 1), time + 1).ToArray())
+                .Select(i => (long)i).ToArray();
+            Tensor ids = torch.tensor(tokens, [batch, time + 1]);
+            Tensor logits = model.call(ids[.., ..time]);
             Tensor loss = nn.functional.cross_entropy(logits.reshape(-1, model.VocabularySize), ids[.., 1..].reshape(-1));
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
-            if (step % 10 == 0) output.WriteLine($"step {step} loss {loss.item<float>():F4} t {clock.Elapsed.TotalSeconds:F1}s");
         }
 
         model.eval();
-        double after = LanguageModelEvaluator.Evaluate(model, heldOut, window: 256, batchSize: 4).Loss;
-        output.WriteLine($"held-out loss {before:F4} -> {after:F4} ({clock.Elapsed.TotalSeconds:F1}s)");
-        Assert.True(after < before);
+        double after = LanguageModelEvaluator.Evaluate(model, heldOut, window, batchSize: heldOutWindows).Loss;
+        output.WriteLine($"held-out loss {before:F4} -> {after:F4} (Δ {after - before:F4}) after {steps} steps, {clock.Elapsed.TotalSeconds:F1} s");
+        // Half the decrease measured when the test was written: a broken adapter (no gradient, wrong scale) gives 0 or a rise.
+        Assert.True(after < before - 0.008, $"held-out loss {before:F4} -> {after:F4}");
     }
 }
