@@ -3,7 +3,14 @@
 //
 //   dotnet run -c Release --project benchmarks/Compression.Benchmarks -- --filter '*'
 //   dotnet run -c Release --project benchmarks/Compression.Benchmarks -- --filter '*BFloat16*' --job short
+//   dotnet run -c Release --project benchmarks/Compression.Benchmarks -- svd-check 1024   (SVD accuracy + one timing)
 
 using BenchmarkDotNet.Running;
+
+if (args is ["svd-check", .. var rest])
+{
+    Compression.Benchmarks.SvdCheck.Run(rest);
+    return;
+}
 
 BenchmarkSwitcher.FromAssembly(typeof(Compression.Benchmarks.BFloat16WideningBench).Assembly).Run(args);
