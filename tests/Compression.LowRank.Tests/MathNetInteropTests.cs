@@ -39,8 +39,4 @@ public class MathNetInteropTests
     [Fact]
     public void NonMatrices_AreRejected() =>
         Assert.Throws<ArgumentException>("tensor", () => new DenseTensor(2, 3, 4).ToMathNetMatrix());
-
-    [Fact]
-    public void LowRank_ReferencesNoTorchSharp() =>
-        DependencyRules.AssertDoesNotReference(typeof(MathNetInterop).Assembly, "TorchSharp", "ILGPU", "Compression.Quantization", "Compression.Pruning");
 }
