@@ -116,7 +116,7 @@ public sealed class LowRankCompressor : ICompressor
         if (!randomized)
         {
             var exact = SingularValueDecomposition.Exact(a, m, n, token);
-            int r = knownRank ?? Options.Rank.RankFor(exact.SingularValues, SumOfSquares(exact.SingularValues), m, n)!.Value;
+            int r = knownRank ?? Options.Rank.RankFor(exact.SingularValues, SquaredNorm(exact.SingularValues), m, n)!.Value;
             return (exact, r);
         }
 
@@ -193,8 +193,6 @@ public sealed class LowRankCompressor : ICompressor
     }
 
     private static double SquaredNorm(double[] values) => TensorPrimitives.Dot<double>(values, values);
-
-    private static double SumOfSquares(double[] values) => TensorPrimitives.Dot<double>(values, values);
 
     /// <summary>S with S·Sᵀ = H + λ·I, applied on the right (W·S) before the SVD and undone (·S⁻¹) on B after it.</summary>
     private abstract class Whitener
@@ -276,9 +274,9 @@ public sealed class LowRankCompressor : ICompressor
                 }
             }
 
-            double[] x = Transpose(b, r, N);
+            double[] x = SingularValueDecomposition.Transpose(b, r, N);
             Cholesky.SolveUpper(upper, N, x, r);
-            return Transpose(x, N, r);
+            return SingularValueDecomposition.Transpose(x, N, r);
         }
     }
 
@@ -339,19 +337,5 @@ public sealed class LowRankCompressor : ICompressor
             Gemm.Multiply(MatrixTranspose.None, MatrixTranspose.Transpose, r, N, N, 1.0, scaled, N, _vectors, N, 0.0, result, N);
             return result;
         }
-    }
-
-    private static double[] Transpose(double[] a, int rows, int columns)
-    {
-        double[] t = new double[a.Length];
-        for (int i = 0; i < rows; i++)
-        {
-            for (int j = 0; j < columns; j++)
-            {
-                t[j * rows + i] = a[i * columns + j];
-            }
-        }
-
-        return t;
     }
 }

@@ -22,6 +22,25 @@ namespace Compression.TorchSharp;
 /// </summary>
 internal static class BlockCalibration
 {
+    /// <summary>Calls <paramref name="compress"/> once per target: through <see cref="Run"/> when
+    /// <paramref name="withHessian"/> (block order, with each layer's input Hessian), otherwise in target order with a
+    /// null Hessian and no forward passes.</summary>
+    public static void ForEachTarget(CausalLanguageModel model, IReadOnlyList<int[]> calibration, IReadOnlyDictionary<string, Linear> linear,
+        IReadOnlyList<string> targets, bool withHessian, Action<string, HessianAccumulator?> compress, CancellationToken cancellationToken)
+    {
+        if (withHessian)
+        {
+            Run(model, calibration, linear, targets, compress, cancellationToken);
+            return;
+        }
+
+        foreach (string name in targets)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            compress(name, null);
+        }
+    }
+
     /// <summary>Calls <paramref name="compress"/> once per target, in block order, with the layer's input Hessian;
     /// targets outside the blocks come last with a null Hessian. Runs under <c>no_grad</c>.</summary>
     public static void Run(CausalLanguageModel model, IReadOnlyList<int[]> calibration, IReadOnlyDictionary<string, Linear> linear,

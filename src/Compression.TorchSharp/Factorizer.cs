@@ -120,18 +120,7 @@ public static class Factorizer
             progress?.Report(new CompressionProgress("factorize", name, ++done, targets.Length));
         }
 
-        if (aware)
-        {
-            BlockCalibration.Run(model, calibration, linear, targets, FactorizeLayer, cancellationToken);
-        }
-        else
-        {
-            foreach (string name in targets)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                FactorizeLayer(name, null);
-            }
-        }
+        BlockCalibration.ForEachTarget(model, calibration, linear, targets, aware, FactorizeLayer, cancellationToken);
 
         if (options.ReplaceModules)
         {

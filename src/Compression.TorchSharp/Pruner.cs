@@ -92,18 +92,7 @@ public static partial class Pruner
             progress?.Report(new CompressionProgress("prune", name, ++done, targets.Length));
         }
 
-        if (needsHessian)
-        {
-            BlockCalibration.Run(model, calibration, linear, targets, PruneLayer, cancellationToken);
-        }
-        else
-        {
-            foreach (string name in targets)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                PruneLayer(name, null);
-            }
-        }
+        BlockCalibration.ForEachTarget(model, calibration, linear, targets, needsHessian, PruneLayer, cancellationToken);
 
         (long parameters, long nonZero) = Count(model);
         QuantizationReport? quantizationReport = null;
