@@ -20,7 +20,7 @@ namespace Compression.Quantization;
 /// counts every stored byte: codes with their padding, scales in their storage type, zero points, second-level
 /// scales and the tensor scale.
 /// </remarks>
-public sealed class QuantizedTensor : CompressedTensor
+public sealed partial class QuantizedTensor : CompressedTensor, ITunableTensor
 {
     internal const string KindName = "quantized";
 

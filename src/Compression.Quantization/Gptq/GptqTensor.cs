@@ -29,7 +29,7 @@ namespace Compression.Quantization;
 /// counted in <see cref="StorageBits"/>, serialized as the U8 tensor <c>.mask</c> with the attribute
 /// <c>sparsity_mask = bitmask</c>), so a later stage still knows which zeros are structural.</para>
 /// </remarks>
-public sealed class GptqTensor : CompressedTensor
+public sealed partial class GptqTensor : CompressedTensor, ITunableTensor
 {
     internal const string KindName = "gptq";
     private const string MaskAttribute = "sparsity_mask";
