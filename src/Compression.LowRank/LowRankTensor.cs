@@ -13,7 +13,7 @@ namespace Compression.LowRank;
 /// A weight stored as two factors, W ≈ A·B with A = [rows, rank] and B = [rank, columns]: (rows + columns)·rank
 /// numbers instead of rows·columns. As layers, x·Wᵀ = (x·Bᵀ)·Aᵀ: B is the first (down) projection, A the second.
 /// </summary>
-public sealed class LowRankTensor : CompressedTensor
+public sealed partial class LowRankTensor : CompressedTensor, ITunableTensor
 {
     internal const string KindName = "lowrank";
     private readonly float[] _left;
@@ -41,11 +41,12 @@ public sealed class LowRankTensor : CompressedTensor
         }
     }
 
-    private LowRankTensor(int rows, int columns, int rank, float[] left, float[] right, FactorPrecision precision)
+    private LowRankTensor(int rows, int columns, int rank, float[] left, float[] right, FactorPrecision precision, LowRankReport? report = null)
         : base(rows, columns)
     {
         Rank = rank;
         Precision = precision;
+        Report = report;
         _left = left;
         _right = right;
     }

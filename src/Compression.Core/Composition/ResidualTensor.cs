@@ -11,7 +11,7 @@ namespace Compression.Composition;
 /// A main representation plus a correction of what it missed, reconstructed as their sum: for example a quantized
 /// weight plus a low-rank correction of its quantization error (LoRC, EoRA), or a sparse weight plus a low-rank part.
 /// </summary>
-public sealed class ResidualTensor : CompressedTensor
+public sealed partial class ResidualTensor : CompressedTensor, ITunableTensor
 {
     internal const string KindName = "residual";
 

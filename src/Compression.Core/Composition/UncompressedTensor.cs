@@ -10,7 +10,7 @@ namespace Compression.Composition;
 
 /// <summary>A matrix kept as float32: the "no compression" representation (32 bits per weight), used for layers a
 /// recipe leaves alone and as the exact baseline in reports.</summary>
-public sealed class UncompressedTensor : CompressedTensor
+public sealed partial class UncompressedTensor : CompressedTensor, ITunableTensor
 {
     internal const string KindName = "dense";
     private readonly float[] _values;
