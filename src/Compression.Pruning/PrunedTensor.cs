@@ -18,7 +18,7 @@ namespace Compression.Pruning;
 /// matrix pruned to less than 1/32 sparsity is larger than dense. Serialized as kind "pruned" (the mask bytes and the
 /// kept values). Decompression writes zeros at pruned positions and the kept values bit for bit.
 /// </remarks>
-public sealed class PrunedTensor : CompressedTensor
+public sealed partial class PrunedTensor : CompressedTensor, ITunableTensor
 {
     internal const string KindName = "pruned";
     private readonly float[] _values;
@@ -46,11 +46,12 @@ public sealed class PrunedTensor : CompressedTensor
         }
     }
 
-    private PrunedTensor(SparsityMask mask, float[] values)
+    private PrunedTensor(SparsityMask mask, float[] values, PruningReport? report = null)
         : base(mask.Rows, mask.Columns)
     {
         Mask = mask;
         _values = values;
+        Report = report;
     }
 
     /// <summary>Which weights are kept.</summary>

@@ -32,7 +32,7 @@ namespace Compression.Pruning.Storage;
 /// else and the stored values bit for bit.</para>
 /// <para>Mishra et al., "Accelerating Sparse Deep Neural Networks" (2021) describe the 2:4 format and its hardware.</para>
 /// </remarks>
-public sealed class SemiStructuredTensor : CompressedTensor
+public sealed partial class SemiStructuredTensor : CompressedTensor, ITunableTensor
 {
     internal const string TwoFourKindName = "2:4";
     internal const string GeneralKindName = "n:m";
