@@ -5,6 +5,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Compression.Safetensors;
+using Compression.TorchSharp.Distillation;
 using static TorchSharp.torch;
 
 namespace Compression.TorchSharp.Models;
@@ -31,6 +32,77 @@ public abstract class CausalLanguageModel : nn.Module<Tensor, Tensor>
     /// <summary>The Hugging Face architecture name (<c>LlamaForCausalLM</c>, <c>GPT2LMHeadModel</c>).</summary>
     public abstract string Architecture { get; }
 
+    /// <summary>The width of the residual stream (the last dimension of every hidden state).</summary>
+    public abstract int HiddenSize { get; }
+
+    /// <summary>The number of repeated blocks (decoder layers).</summary>
+    public int LayerCount => Blocks.Count;
+
+    /// <summary>
+    /// Runs the model on token ids [batch, time] (int64) and returns the logits together with the intermediate
+    /// tensors <paramref name="capture"/> asks for: the hidden states entering the first block and leaving each block
+    /// (<see cref="LayerCount"/> + 1 tensors [batch, time, <see cref="HiddenSize"/>], before the final norm) and each
+    /// block's attention probabilities [batch, heads, time, time].
+    /// </summary>
+    /// <remarks>
+    /// The logits are computed by the same operations as <c>forward</c>, in the same order, so they are equal bit for
+    /// bit. Autograd records as usual: run a teacher under <c>torch.no_grad()</c> and a student with gradients. The
+    /// returned tensors belong to the <see cref="ModelOutputs"/>, not to any dispose scope: dispose it.
+    /// </remarks>
+    /// <exception cref="ArgumentException"><paramref name="input"/> is not a rank-2 int64 tensor.</exception>
+    public ModelOutputs Run(Tensor input, OutputCapture capture)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.dim() != 2 || input.dtype != ScalarType.Int64)
+        {
+            throw new ArgumentException($"Token ids must be int64 [batch, time]; got {input.dtype} [{string.Join(", ", input.shape)}].", nameof(input));
+        }
+
+        bool hiddenStates = capture.HasFlag(OutputCapture.HiddenStates);
+        var hidden = new List<Tensor>();
+        var attentions = new List<Tensor>();
+        IAttentionCapture[] sinks = capture.HasFlag(OutputCapture.Attentions) ? modules().OfType<IAttentionCapture>().ToArray() : [];
+        try
+        {
+            foreach (IAttentionCapture sink in sinks)
+            {
+                sink.Capture = attentions;
+            }
+
+            using var scope = NewDisposeScope();
+            Tensor state = Embed(input);
+            if (hiddenStates)
+            {
+                hidden.Add(state.DetachFromDisposeScope());
+            }
+
+            foreach ((string _, nn.Module<Tensor, Tensor> block) in Blocks)
+            {
+                state = block.call(state);
+                if (hiddenStates)
+                {
+                    hidden.Add(state.DetachFromDisposeScope());
+                }
+            }
+
+            Tensor logits = Head(state).DetachFromDisposeScope();
+            return new ModelOutputs(logits, hidden, attentions);
+        }
+        catch
+        {
+            hidden.ForEach(t => t.Dispose());
+            attentions.ForEach(t => t.Dispose());
+            throw;
+        }
+        finally
+        {
+            foreach (IAttentionCapture sink in sinks)
+            {
+                sink.Capture = null;
+            }
+        }
+    }
+
     /// <summary>
     /// The checkpoint tensor a parameter is loaded from, and whether it is stored transposed (GPT-2's <c>Conv1D</c>
     /// keeps [in, out]); alternatives are tried in order (a tied head, a missing <c>transformer.</c> prefix).
@@ -39,6 +111,10 @@ public abstract class CausalLanguageModel : nn.Module<Tensor, Tensor>
 
     /// <summary>The hidden states entering the first block (embeddings; positions where they are learned).</summary>
     internal abstract Tensor Embed(Tensor input);
+
+    /// <summary>The logits from the last block's hidden states: the final norm and the head, exactly as <c>forward</c>
+    /// applies them.</summary>
+    internal abstract Tensor Head(Tensor hidden);
 
     /// <summary>The repeated blocks in order, each mapping hidden states to hidden states, with their name prefixes
     /// (<c>model.layers.3</c>): the unit of block-by-block calibration.</summary>

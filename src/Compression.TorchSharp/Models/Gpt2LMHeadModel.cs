@@ -43,6 +43,9 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
     public override string Architecture => "GPT2LMHeadModel";
 
     /// <inheritdoc/>
+    public override int HiddenSize => Config.Width;
+
+    /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
@@ -51,6 +54,12 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
     }
 
     internal override Tensor Embed(Tensor input) => _transformer.Embed(input);
+
+    internal override Tensor Head(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        return _transformer.FinalNorm.call(hidden).matmul(_transformer.TokenEmbedding.weight!.t()).MoveToOuterDisposeScope();
+    }
 
     internal override IReadOnlyList<(string Prefix, nn.Module<Tensor, Tensor> Block)> Blocks =>
         _transformer.Blocks.Select((block, i) => ($"transformer.h.{i}", (nn.Module<Tensor, Tensor>)block)).ToArray();
@@ -91,6 +100,8 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         }
 
         public Embedding TokenEmbedding { get; }
+
+        public LayerNorm FinalNorm => _finalNorm;
 
         public IEnumerable<Gpt2Block> Blocks => _blocks;
 
@@ -141,7 +152,7 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         }
     }
 
-    private sealed class Gpt2Attention : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels
+    private sealed class Gpt2Attention : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels, IAttentionCapture
     {
         private nn.Module<Tensor, Tensor> _qkv, _projection;
         private readonly int _headDimension;
@@ -158,6 +169,8 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
         }
 
         public string Kind => "attention";
+
+        public List<Tensor>? Capture { get; set; }
 
         public int ChannelCount => _heads;
 
@@ -201,7 +214,9 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
             Tensor v = qkv[2].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(headDimension);
             scores = scores + LlamaForCausalLM.CausalMask(time, input.device);
-            Tensor output = scores.softmax(-1).matmul(v).transpose(1, 2).contiguous().view(batch, time, inner);
+            Tensor probabilities = scores.softmax(-1);
+            Capture?.Add(probabilities.DetachFromDisposeScope());
+            Tensor output = probabilities.matmul(v).transpose(1, 2).contiguous().view(batch, time, inner);
             return _projection.call(output).MoveToOuterDisposeScope();
         }
     }

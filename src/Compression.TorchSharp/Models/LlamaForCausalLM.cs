@@ -48,6 +48,9 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
     public override string Architecture => "LlamaForCausalLM";
 
     /// <inheritdoc/>
+    public override int HiddenSize => Config.HiddenSize;
+
+    /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
@@ -57,6 +60,14 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
     }
 
     internal override Tensor Embed(Tensor input) => _model.EmbedTokens.call(input);
+
+    internal override Tensor Head(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        Tensor normed = _model.Norm.call(hidden);
+        Tensor logits = _head is null ? normed.matmul(_model.EmbedTokens.weight!.t()) : _head.call(normed);
+        return logits.MoveToOuterDisposeScope();
+    }
 
     void ILinearOwner.Replace(string child, nn.Module<Tensor, Tensor> replacement) =>
         _head = child == "lm_head" && _head is not null ? ModuleSlots.Swap(this, child, _head, replacement) : throw ModuleSlots.NoSuchChild(this, child);
@@ -91,6 +102,8 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
         }
 
         public Embedding EmbedTokens { get; }
+
+        public RmsNorm Norm => _norm;
 
         public IEnumerable<LlamaDecoderLayer> Layers => _layers;
 
@@ -134,7 +147,7 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
         }
     }
 
-    private sealed class LlamaAttention : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels
+    private sealed class LlamaAttention : nn.Module<Tensor, Tensor>, ILinearOwner, IPrunableChannels, IAttentionCapture
     {
         private nn.Module<Tensor, Tensor> _q, _k, _v, _o;
         private readonly int _headDimension;
@@ -156,6 +169,8 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
         }
 
         public string Kind => "attention";
+
+        public List<Tensor>? Capture { get; set; }
 
         // A channel is one key/value head with the query heads that share it (grouped-query attention).
         public int ChannelCount => _kvHeads;
@@ -212,7 +227,9 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
 
             Tensor scores = q.matmul(k.transpose(-2, -1)) * (1.0 / Math.Sqrt(_headDimension));
             scores = scores + CausalMask(time, input.device);
-            Tensor output = scores.softmax(-1).matmul(v).transpose(1, 2).contiguous().view(batch, time, _heads * _headDimension);
+            Tensor probabilities = scores.softmax(-1);
+            Capture?.Add(probabilities.DetachFromDisposeScope());
+            Tensor output = probabilities.matmul(v).transpose(1, 2).contiguous().view(batch, time, _heads * _headDimension);
             return _o.call(output).MoveToOuterDisposeScope();
         }
 
