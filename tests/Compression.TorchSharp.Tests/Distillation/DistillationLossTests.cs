@@ -85,6 +85,35 @@ public class DistillationLossTests
         Assert.Equal(reverse, terms.Logit, 1e-6);
     }
 
+    [Fact]
+    public void Compute_IgnoredPositions_DoNotAffectTheLogitAndHiddenTerms()
+    {
+        using LlamaForCausalLM student = Llama(32, 2, 4, 1), teacher = Llama(32, 2, 4, 2);
+        var objective = new DistillationObjective { Temperature = 2, HiddenWeight = 1 };
+        using var loss = new DistillationLoss(objective, student, teacher);
+        using var scope = NewDisposeScope();
+        Tensor input = randint(0, Vocabulary, [Batch, Time], generator: new Generator(3)), labels = Labels();
+        using ModelOutputs t = teacher.Run(input, objective.TeacherCapture), s = student.Run(input, objective.StudentCapture);
+        DistillationLossTerms terms = loss.Compute(s, t, labels);
+
+        // The teacher changed only at position 0, whose label is −100: nothing changes, bit for bit.
+        Tensor logits = t.Logits.clone();
+        logits[.., 0] = randn(Batch, Vocabulary, generator: new Generator(4)) * 10;
+        Tensor[] hidden = t.HiddenStates.Select(h => { Tensor c = h.clone(); c[.., 0] = c[.., 0] * -3; return c; }).ToArray();
+        using var changed = new ModelOutputs(logits.DetachFromDisposeScope(), hidden.Select(h => h.DetachFromDisposeScope()).ToArray());
+        DistillationLossTerms same = loss.Compute(s, changed, labels);
+        Assert.Equal(terms.Logit, same.Logit);
+        Assert.Equal(terms.Hidden, same.Hidden);
+
+        // Changing position 1, which counts, changes both.
+        Tensor logits1 = t.Logits.clone();
+        logits1[.., 1] = randn(Batch, Vocabulary, generator: new Generator(4)) * 10;
+        using var changed1 = new ModelOutputs(logits1.DetachFromDisposeScope(), t.HiddenStates.Select(h => (h * 1.5f).DetachFromDisposeScope()).ToArray());
+        DistillationLossTerms other = loss.Compute(s, changed1, labels);
+        Assert.NotEqual(terms.Logit, other.Logit);
+        Assert.NotEqual(terms.Hidden, other.Hidden);
+    }
+
     [Theory]
     [InlineData(32, 64, 1.0, 3)]    // widths differ: one projection per mapped pair
     [InlineData(32, 32, 1.0, 0)]    // same width: none
