@@ -47,7 +47,9 @@ public abstract class CausalLanguageModel : nn.Module<Tensor, Tensor>
     /// <remarks>
     /// The logits are computed by the same operations as <c>forward</c>, in the same order, so they are equal bit for
     /// bit. Autograd records as usual: run a teacher under <c>torch.no_grad()</c> and a student with gradients. The
-    /// returned tensors belong to the <see cref="ModelOutputs"/>, not to any dispose scope: dispose it.
+    /// returned tensors belong to the <see cref="ModelOutputs"/>, not to any dispose scope: dispose it. Attention maps
+    /// are captured by the attention modules themselves while the call lasts, so one model must not run two captures
+    /// of attention at once on different threads; <c>forward</c> and uncaptured runs are unaffected.
     /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="input"/> is not a rank-2 int64 tensor.</exception>
     public ModelOutputs Run(Tensor input, OutputCapture capture)
