@@ -18,10 +18,18 @@ namespace Compression.TorchSharp;
 /// <see cref="Quantizer.Pack"/> swaps a quantized model's linear layers for these; <see cref="CompressedModels"/>
 /// saves and loads them in the compressed-tensors layout. The bias (if any) stays a float32 parameter named
 /// <c>bias</c>, so parameter names match the original model's.
+/// <para>Scale training (<see cref="Distiller"/> with <see cref="Distillation.TrainableParts.QuantizationScales"/>): the
+/// layer then holds the factors u the scales multiply (<c>UnscaledValues</c>), each element's scale index and the scales
+/// as a float32 parameter θ that is <em>not</em> registered (parameter names and saved checkpoints stay as they were);
+/// the forward pass computes W = u ⊙ θ[index] so gradients reach θ, and committing stores θ rounded to its storage
+/// type with the same codes (<c>WithScales</c>), so every code stays on its grid.</para>
 /// </remarks>
 public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter? _bias;
+    private Parameter? _trainedScales;
+    private Tensor? _unscaled;
+    private Tensor? _scaleIndex;
 
     /// <summary>Wraps a compressed weight [out, in] and an optional bias [out] (copied).</summary>
     /// <exception cref="ArgumentException">The bias does not have one value per output.</exception>
@@ -43,7 +51,7 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The compressed weight, [out, in].</summary>
-    public CompressedTensor Weight { get; }
+    public CompressedTensor Weight { get; private set; }
 
     /// <summary>Input features.</summary>
     public long InFeatures => Weight.Columns;
@@ -57,7 +65,73 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     /// <summary>y = x·Wᵀ + b with W dequantized for this call.</summary>
     public override Tensor forward(Tensor input)
     {
+        if (_trainedScales is not null)
+        {
+            using var scope = NewDisposeScope();
+            Tensor scales = _trainedScales.index_select(0, _scaleIndex!).view(OutFeatures, InFeatures);
+            return nn.functional.linear(input, _unscaled! * scales, _bias).MoveToOuterDisposeScope();
+        }
+
         using Tensor weight = Weight.Decompress().ToTorchTensor(device: input.device);
         return nn.functional.linear(input, weight, _bias);
+    }
+
+    /// <summary>Whether the weight's scales can train: a <see cref="QuantizedTensor"/> (or GPTQ's) whose scales are
+    /// continuous (float32, float16, bfloat16, FP8 E4M3), not MX's powers of two or NF4's double-quantized codes; a
+    /// Hadamard-rotated GPTQ weight mixes a block's scales in every element and is not trained either.</summary>
+    internal bool CanTrainScales => Weight is QuantizedTensor { TunableParameterCount: > 0 }
+        or GptqTensor { TunableParameterCount: > 0, Rotation: null };
+
+    /// <summary>The float32 scales being trained, or null outside scale training.</summary>
+    internal Parameter? TrainedScales => _trainedScales;
+
+    /// <summary>Starts scale training on <paramref name="device"/>: returns θ (the stored scales, trainable), which the
+    /// forward pass now uses with the fixed codes.</summary>
+    /// <exception cref="InvalidOperationException">The scales cannot train, or training has already begun.</exception>
+    internal Parameter BeginScaleTraining(Device device)
+    {
+        if (_trainedScales is not null || !CanTrainScales)
+        {
+            throw new InvalidOperationException("This layer's scales cannot train (not continuous, or rotated) or are already training.");
+        }
+
+        (float[] unscaled, int[] index, QuantizedTensor quantized) = Weight switch
+        {
+            GptqTensor gptq => (gptq.UnscaledValues(), gptq.ScaleIndex(), gptq.Quantized),
+            _ => (((QuantizedTensor)Weight).UnscaledValues(), ((QuantizedTensor)Weight).ScaleIndex(), (QuantizedTensor)Weight),
+        };
+        _unscaled = torch.tensor(unscaled, [OutFeatures, InFeatures], device: device);
+        using (Tensor index32 = torch.tensor(index, device: device))
+        {
+            _scaleIndex = index32.to(ScalarType.Int64);
+        }
+
+        _trainedScales = new Parameter(torch.tensor(quantized.Scales.ToArray(), device: device), requires_grad: true);
+        return _trainedScales;
+    }
+
+    /// <summary>Ends scale training: the weight becomes the same codes with θ rounded to the scales' storage type, and
+    /// the forward pass dequantizes it again. Does nothing outside scale training.</summary>
+    /// <exception cref="ArgumentException">A trained scale cannot be stored (not finite, or not positive where the format
+    /// requires it); training then continues, with nothing changed.</exception>
+    internal void CommitScales()
+    {
+        if (_trainedScales is null)
+        {
+            return;
+        }
+
+        float[] scales;
+        using (torch.no_grad())
+        using (Tensor cpu = _trainedScales.detach().cpu())
+        {
+            scales = cpu.data<float>().ToArray();
+        }
+
+        Weight = Weight is GptqTensor gptq ? gptq.WithScales(scales) : ((QuantizedTensor)Weight).WithScales(scales);
+        _trainedScales.Dispose();
+        _unscaled!.Dispose();
+        _scaleIndex!.Dispose();
+        (_trainedScales, _unscaled, _scaleIndex) = (null, null, null);
     }
 }
