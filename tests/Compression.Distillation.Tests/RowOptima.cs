@@ -68,12 +68,12 @@ internal static class RowOptima
         // closer than where its excess falls under that noise, so a row's excess is bounded, not its parameters: each
         // row within 1e-6·E* of its own optimum (parameters within √(1e-6·E*/curvature) of θ*, tight on well-excited
         // rows), and the fitted error within 1e-6 of the optimum's relative to E*.
-        Xunit.Assert.True(worstExcess < 1e-6, $"worst row excess {worstExcess:E2}·E*, worst relative {what} error {worstRelative:E2}");
+        Xunit.Assert.True(worstExcess < 1e-6, $"worst row excess {worstExcess:E2}·E*, worst relative {what} error {worstRelative:E2}; {fit}");
         Xunit.Assert.True(fit.FittedError <= optimumError * (1 + 1e-6), $"fitted {fit.FittedError:R} vs optimum {optimumError:R}");
         // …and not below it by more than that same float32 rounding noise (a rounded Ŵ can land a hair under E*).
         Xunit.Assert.True(fit.FittedError >= optimumError * (1 - 1e-7), $"fitted {fit.FittedError:R} below the optimum {optimumError:R}");
         Xunit.Assert.True(fit.FinalError < fit.InitialError, $"{fit.InitialError} → {fit.FinalError}");
-        return ($"{what}: E {fit.InitialError:E4} → {fit.FinalError:E4} (optimum {optimumError:E4}); worst row excess {worstExcess:E2}·E*, worst relative {what} error {worstRelative:E2}");
+        return ($"{what}: E {fit.InitialError:E4} → {fit.FinalError:E4} (optimum {optimumError:E4}); worst row excess {worstExcess:E2}·E*, worst relative {what} error {worstRelative:E2}; {fit.Iterations} iterations, {fit.Stop}");
     }
 
     public static double[] Multiply(double[] h, double[] v, int n)
