@@ -1,0 +1,125 @@
+// Distils compressed and smaller students of the shakespeare-char models of ../shared/data from their dense teacher,
+// on the training split (the calibration corpus), for a fixed budget of steps; then measures validation loss before
+// and after with the protocol of ../shared/data/README.md and prints the Markdown table of docs/distillation.md (and
+// writes it to the path given as the first argument).
+//   dotnet run -c Release --project samples/DistillShakespeare [output.md|-] [steps] [windows] [scheme filter] [models]
+// steps: optimizer steps per run (default 200, batch 8 × 256 characters); windows: validation windows of 256 to score
+// (default: all 435); the filter keeps the schemes whose name contains it, or any of its '|'-separated parts; models:
+// "llama", "gpt2" or "both" (default llama).
+
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Compression;
+using Compression.Distillation;
+using Compression.Pruning;
+using Compression.Quantization;
+using Compression.Text;
+using Compression.TorchSharp.Adapters;
+using Compression.TorchSharp.Distillation;
+using Compression.TorchSharp.Evaluation;
+using Compression.TorchSharp.Models;
+
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+string data = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data"));
+if (!Directory.Exists(data))
+{
+    data = Path.GetFullPath("../shared/data");
+}
+
+string? outputPath = args.Length > 0 && args[0] != "-" ? args[0] : null;
+int steps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200;
+int windows = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : int.MaxValue;
+string filter = args.Length > 3 ? args[3] : "";
+string models = args.Length > 4 ? args[4] : "llama";
+
+string text = File.ReadAllText(Path.Combine(data, "tinyshakespeare", "input.txt"));
+string alphabet = JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "meta.json"))).RootElement.GetProperty("vocab").GetString()!;
+int[] ids = new CharacterTokenizer(alphabet).Encode(text);
+int split = (int)(0.9 * text.Length);
+int[] train = ids[..split], validation = ids[split..];
+if (windows != int.MaxValue)
+{
+    validation = validation[..(windows * 256 + 1)];
+}
+
+// 32 calibration windows of 256 characters spread evenly over the training split (the same as docs/results.md).
+int[][] calibration = Enumerable.Range(0, 32).Select(i => train.AsSpan(i * (train.Length / 32), 256).ToArray()).ToArray();
+RtnOptions int2 = RtnOptions.W4Group128 with { Format = NumberFormat.Int2 };
+QuantizerOptions gptqInt2 = QuantizerOptions.W4A16 with { Quantization = int2, Method = QuantizationMethod.Gptq };
+var kl = new DistillationObjective();                                      // forward KL on the logits, T = 1
+var labelsOnly = new DistillationObjective { LogitWeight = 0, LabelWeight = 1 };
+var klAndLabels = new DistillationObjective { LogitWeight = 1, LabelWeight = 1 };
+var recovery = new DistillerOptions { Objective = kl, Steps = steps, LearningRate = 1e-4, Seed = 1 };
+LearningRateSchedule cosine = new() { Decay = LearningRateDecay.Cosine, WarmupSteps = Math.Max(1, steps / 20), MinimumRatio = 0.1 };
+
+var schemes = new Scheme[]
+{
+    new("GPTQ INT2 g128, scales distilled", m => { Quantizer.Pack(m, Quantizer.Apply(m, gptqInt2, calibration)); return m; },
+        recovery with { Trainable = TrainableParts.QuantizationScales, LearningRate = 1e-4, Schedule = cosine }),
+    new("GPTQ INT2 g128, LoRA r16 distilled (QLoRA)", m =>
+        {
+            Quantizer.Pack(m, Quantizer.Apply(m, gptqInt2, calibration));
+            Lora.Apply(m, new LoraOptions { Rank = 16, Alpha = 16 });
+            return m;
+        },
+        recovery with { Trainable = TrainableParts.Adapters, LearningRate = 1e-3, Schedule = cosine }),
+    new("50% magnitude, unpruned weights distilled", m => { Pruner.Apply(m, new PrunerOptions(new MagnitudePruningOptions { Sparsity = 0.5 }.CreateCompressor())); return m; },
+        recovery with { Trainable = TrainableParts.UnprunedWeights, LearningRate = 1e-4, Schedule = cosine }),
+    new("2:4 SparseGPT, unpruned weights distilled", m => { Pruner.Apply(m, new PrunerOptions(SparseGptOptions.TwoFour.CreateCompressor()), calibration); return m; },
+        recovery with { Trainable = TrainableParts.UnprunedWeights, LearningRate = 1e-4, Schedule = cosine }),
+    new("3 of 6 layers (0, 2, 4), labels only", StudentModels.EveryOtherLayer,
+        recovery with { Objective = labelsOnly, Trainable = TrainableParts.All, LearningRate = 3e-4, Schedule = cosine }, FromTeacher: true),
+    new("3 of 6 layers (0, 2, 4), distilled (KL + labels)", StudentModels.EveryOtherLayer,
+        recovery with { Objective = klAndLabels, Trainable = TrainableParts.All, LearningRate = 3e-4, Schedule = cosine }, FromTeacher: true),
+};
+
+var table = new StringBuilder();
+table.AppendLine("| model | student | trained values | loss before | loss after | Δ by distillation | dense teacher | time (compress / distil) |");
+table.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- |");
+foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-char" }.Where(m => models == "both" || m.StartsWith(models, StringComparison.Ordinal)))
+{
+    using CausalLanguageModel teacher = HuggingFaceModels.Load(Path.Combine(data, model));
+    double dense = LanguageModelEvaluator.Evaluate(teacher, validation, window: 256, batchSize: 32).Loss;
+    Console.Error.WriteLine($"{model}: dense loss {dense:F4}");
+    foreach (Scheme scheme in schemes.Where(s => filter.Length == 0 || filter.Split('|').Any(f => s.Name.Contains(f, StringComparison.Ordinal))))
+    {
+        var clock = Stopwatch.StartNew();
+        CausalLanguageModel student = scheme.FromTeacher ? scheme.Build(teacher) : scheme.Build(HuggingFaceModels.Load(Path.Combine(data, model)));
+        double compressSeconds = clock.Elapsed.TotalSeconds;
+        double before = LanguageModelEvaluator.Evaluate(student, validation, window: 256, batchSize: 32).Loss;
+        Console.Error.WriteLine($"  {scheme.Name}: before {before:F4} ({compressSeconds:F1} s)");
+        clock.Restart();
+        var progress = new Progress<DistillationProgress>(p =>
+        {
+            if (p.Step % 25 == 0 || p.Step == p.Steps)
+            {
+                Console.Error.WriteLine($"    step {p.Step}/{p.Steps}: loss {p.Result.Loss:F4} ({p.Elapsed.TotalSeconds:F0} s)");
+            }
+        });
+        DistillationReport report = Distiller.Train(teacher, student, DistillationData.RandomWindows(train, 257, 8, seed: 1), scheme.Options, progress);
+        double distilSeconds = clock.Elapsed.TotalSeconds;
+        double after = LanguageModelEvaluator.Evaluate(student, validation, window: 256, batchSize: 32).Loss;
+        Console.Error.WriteLine($"  {scheme.Name}: after {after:F4} ({distilSeconds:F1} s)");
+        table.AppendLine($"| {model} | {scheme.Name} | {report.TrainableParameters:N0} | {before:F4} | {after:F4} | {Signed(after - before, "F4")} | {dense:F4} | {compressSeconds:F0} s / {distilSeconds:F0} s |");
+        student.Dispose();
+    }
+}
+
+Console.WriteLine(table);
+Console.WriteLine($"{steps} steps of 8 windows of 256 characters drawn from the training split (seed 1); validation loss over {(windows == int.MaxValue ? 435 : windows)} windows.");
+if (outputPath is not null)
+{
+    File.WriteAllText(outputPath, table.ToString());
+}
+
+// "+0.0012" / "−0.0012" / "+0.0000": the sign of the value as printed, never "-0.0000".
+static string Signed(double value, string format)
+{
+    string digits = Math.Abs(value).ToString(format, CultureInfo.InvariantCulture);
+    return (value < 0 && digits.Any(c => c is >= '1' and <= '9') ? "−" : "+") + digits;
+}
+
+/// <summary>A student: how to build it from a fresh copy of the model (or from the teacher) and how to distil it.</summary>
+internal sealed record Scheme(string Name, Func<CausalLanguageModel, CausalLanguageModel> Build, DistillerOptions Options, bool FromTeacher = false);
