@@ -186,7 +186,7 @@ public class DistillerTests(ITestOutputHelper output)
         using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
         using CausalLanguageModel student = TinyStoriesCorpus.Load();
         Quantizer.Pack(student, Quantizer.Apply(student, QuantizerOptions.W4A16 with { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) } }));
-        var layers = student.modules().OfType<QuantizedLinear>().ToArray();
+        var layers = student.modules().OfType<QuantizedLinear>().Distinct().ToArray();
         var original = layers.Select(l => l.Weight).ToArray();
         using var cancel = new CancellationTokenSource();
         var recorder = new DistillationRecorder(p =>
