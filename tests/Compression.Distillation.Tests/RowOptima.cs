@@ -76,6 +76,47 @@ internal static class RowOptima
         return ($"{what}: E {fit.InitialError:E4} → {fit.FinalError:E4} (optimum {optimumError:E4}); worst row excess {worstExcess:E2}·E*, worst relative {what} error {worstRelative:E2}; {fit.Iterations} iterations, {fit.Stop}");
     }
 
+    /// <summary>The least relative error min_θ E over row-separable linear representations with the given bases, for
+    /// the Hessian <paramref name="h"/> (float64 normal equations per row).</summary>
+    public static double OptimumError(DenseTensor weight, double[] h, Func<int, double[][]> basis)
+    {
+        int columns = weight.Columns;
+        double numerator = 0, energy = 0;
+        for (int r = 0; r < weight.Rows; r++)
+        {
+            double[] w = Enumerable.Range(0, columns).Select(j => (double)weight[r, j]).ToArray();
+            double[][] b = basis(r);
+            int k = b.Length;
+            var gram = new double[k * k];
+            var rhs = new double[k];
+            double[][] hb = b.Select(v => Multiply(h, v, columns)).ToArray();
+            for (int a = 0; a < k; a++)
+            {
+                for (int c = 0; c < k; c++)
+                {
+                    gram[a * k + c] = Dot(b[c], hb[a]);
+                }
+
+                rhs[a] = Dot(w, hb[a]);
+            }
+
+            double[] optimum = k == 0 ? [] : Float64Reference.Solve(gram, rhs, k);
+            var residual = (double[])w.Clone();
+            for (int a = 0; a < k; a++)
+            {
+                for (int j = 0; j < columns; j++)
+                {
+                    residual[j] -= optimum[a] * b[a][j];
+                }
+            }
+
+            numerator += Float64Reference.QuadraticForm(residual, h, columns);
+            energy += Float64Reference.QuadraticForm(w, h, columns);
+        }
+
+        return numerator / energy;
+    }
+
     public static double[] Multiply(double[] h, double[] v, int n)
     {
         var result = new double[n];
