@@ -27,10 +27,10 @@ namespace Compression;
 /// (<see cref="DistillationLoss"/>) is backpropagated into the selected parts (<see cref="DistillerOptions.Trainable"/>).
 /// Then pruned entries' gradients are zeroed, the global gradient norm is clipped, the learning rate of the step is set
 /// and the optimizer steps; pruned entries are set to zero again.</para>
-/// <para>Mixed precision: TorchSharp 0.107 has no autocast or gradient scaler to rely on, so the student and its
-/// optimizer state stay in the student's dtype (float32 master weights). The teacher may be cast to bfloat16 beforehand
-/// (<c>teacher.to(ScalarType.BFloat16)</c>): it then runs in bfloat16, halving its memory, and its logits are compared in
-/// float32 by the objective. A teacher on another device than the student receives its own copy of each batch.</para>
+/// <para>Mixed precision: TorchSharp 0.107 has no autocast and no gradient scaler, so nothing is cast behind the user's
+/// back: each model runs in the dtype of its parameters, the optimizer keeps its state in the student's dtype (float32
+/// master weights), and a teacher whose outputs come in another dtype or on another device has them converted to the
+/// student's before the loss (a teacher on another device receives its own copy of each batch).</para>
 /// <para>Determinism: on the CPU a run is a function of the options, the batches and the models; a run resumed from a
 /// checkpoint takes the same steps on the same batches with the same rates and optimizer state, so its losses and final
 /// weights equal an uninterrupted run's exactly.</para>
@@ -94,6 +94,8 @@ public static class Distiller
         using var stream = new BatchStream(batches, student.VocabularySize, context);
         stream.CheckNotEmpty();
 
+        // The objective's learned projections (if any) draw their initial values from the global generator.
+        torch.random.manual_seed(options.Seed);
         using var loss = new DistillationLoss(options.Objective, student, teacher);
         TrainableParts parts = StudentTraining.Resolve(student, options.Trainable);
         bool teacherWasTraining = teacher.training;
@@ -213,6 +215,7 @@ public static class Distiller
         int micro = options.GradientAccumulationSteps;
         double total = 0, logit = 0, label = 0, hidden = 0, attention = 0;
         DistillationObjective objective = options.Objective;
+        ScalarType dtype = student.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
         for (int m = 0; m < micro; m++)
         {
             using var scope = NewDisposeScope();
@@ -220,7 +223,7 @@ public static class Distiller
             long time = batch.shape[1];
             Tensor input = batch.narrow(1, 0, time - 1).to(device);
             Tensor labels = batch.narrow(1, 1, time - 1).to(device);
-            using ModelOutputs taught = objective.NeedsTeacher ? RunTeacher(teacher, input, objective, teacherDevice, device) : new ModelOutputs(torch.empty(0));
+            using ModelOutputs taught = objective.NeedsTeacher ? RunTeacher(teacher, input, objective, teacherDevice, device, dtype) : new ModelOutputs(torch.empty(0));
             using ModelOutputs learned = student.Run(input, objective.StudentCapture);
             DistillationLossTerms terms = loss.Compute(learned, taught, labels);
             using Tensor scaled = terms.Total / micro;
@@ -237,18 +240,25 @@ public static class Distiller
         return new DistillationStepResult(step + 1, rate, total, logit, label, hidden, attention, norm);
     }
 
-    private static ModelOutputs RunTeacher(CausalLanguageModel teacher, Tensor input, DistillationObjective objective, Device teacherDevice, Device device)
+    /// <summary>The teacher's outputs on the student's device and in the student's dtype (a bfloat16 teacher's logits
+    /// are widened, exactly, for the loss).</summary>
+    private static ModelOutputs RunTeacher(CausalLanguageModel teacher, Tensor input, DistillationObjective objective, Device teacherDevice, Device device,
+        ScalarType dtype)
     {
         using var noGrad = torch.no_grad();
-        if (teacherDevice.type == device.type && teacherDevice.index == device.index)
+        bool sameDevice = teacherDevice.type == device.type && teacherDevice.index == device.index;
+        using Tensor there = sameDevice ? input.alias() : input.to(teacherDevice);
+        ModelOutputs outputs = teacher.Run(there, objective.TeacherCapture);
+        if (sameDevice && outputs.Logits.dtype == dtype)
         {
-            return teacher.Run(input, objective.TeacherCapture);
+            return outputs;
         }
 
-        using Tensor there = input.to(teacherDevice);
-        using ModelOutputs outputs = teacher.Run(there, objective.TeacherCapture);
-        return new ModelOutputs(outputs.Logits.to(device), outputs.HiddenStates.Select(h => h.to(device)).ToArray(),
-            outputs.Attentions.Select(a => a.to(device)).ToArray());
+        using (outputs)
+        {
+            return new ModelOutputs(outputs.Logits.to(dtype, device), outputs.HiddenStates.Select(h => h.to(dtype, device)).ToArray(),
+                outputs.Attentions.Select(a => a.to(dtype, device)).ToArray());
+        }
     }
 
     /// <summary>The global L2 norm of the gradients (accumulated in float64: a sum over millions of squares), and the

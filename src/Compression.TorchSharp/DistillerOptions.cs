@@ -115,8 +115,9 @@ public sealed record DistillerOptions
     /// with β = (0.9, 0.999), ε = 1e-8 and <see cref="WeightDecay"/> on matrices.</summary>
     public Func<IReadOnlyList<(string Name, Parameter Parameter)>, OptimizerHelper>? Optimizer { get; init; }
 
-    /// <summary>Seeds TorchSharp's generator before every step with (seed, step), so anything random in the forward pass
-    /// (dropout) repeats exactly in a resumed run. Default 0.</summary>
+    /// <summary>Seeds TorchSharp's global generator with it before the objective's projections are created, and with
+    /// (seed, step) before every step, so anything random (projection initialisation, dropout) repeats exactly, also in a
+    /// resumed run. The global generator is left in the state of the last step. Default 0.</summary>
     public int Seed { get; init; }
 
     /// <summary>Where checkpoints go (created if missing); null (the default) for none. A run whose directory holds a

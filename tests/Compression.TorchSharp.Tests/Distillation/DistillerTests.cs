@@ -275,6 +275,45 @@ public class DistillerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Train_AccumulatedHalfBatches_EqualOneStepOnTheirConcatenation()
+    {
+        using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
+        Tensor[] halves = Batches(seed: 8).Take(4).ToArray();
+        Tensor[] whole = [torch.cat([halves[0], halves[1]]), torch.cat([halves[2], halves[3]])];
+        // Plain SGD: its step is linear in the gradient, so equal gradients give equal weights.
+        var options = new DistillerOptions
+        {
+            Steps = 2,
+            LearningRate = 0.5,
+            MaxGradientNorm = null,
+            Trainable = TrainableParts.Norms,
+            Optimizer = parameters => torch.optim.SGD(parameters.Select(p => p.Parameter), 0.5),
+        };
+        using CausalLanguageModel accumulated = Int3Student(), concatenated = Int3Student();
+        DistillationReport a = Distiller.Train(teacher, accumulated, halves, options with { GradientAccumulationSteps = 2 });
+        DistillationReport b = Distiller.Train(teacher, concatenated, whole, options);
+
+        // The mean over 2 × 32 positions of each half, averaged, is the mean over the 4 × 32 of their concatenation;
+        // only the order of float32 sums differs (relative 1e-6 on losses, 1e-6 absolute on norms of size ~1).
+        for (int t = 0; t < 2; t++)
+        {
+            Assert.Equal(b.History[t].Loss, a.History[t].Loss, b.History[t].Loss * 1e-6);
+            Assert.Equal(b.History[t].GradientNorm, a.History[t].GradientNorm, b.History[t].GradientNorm * 1e-5);
+        }
+
+        Dictionary<string, float[]> x = Snapshot(accumulated), y = Snapshot(concatenated);
+        foreach ((string name, float[] values) in x)
+        {
+            for (int i = 0; i < values.Length; i++)
+            {
+                Assert.Equal(y[name][i], values[i], 1e-6f);
+            }
+        }
+
+        Assert.False(Snapshot(teacher)["model.norm.weight"].AsSpan().SequenceEqual(x["model.norm.weight"]), "the norms did not train");
+    }
+
+    [Fact]
     public void LearningRateSchedule_FollowsWarmupThenDecayFormulas()
     {
         var cosine = new LearningRateSchedule { Decay = LearningRateDecay.Cosine, WarmupSteps = 4, MinimumRatio = 0.1 };
