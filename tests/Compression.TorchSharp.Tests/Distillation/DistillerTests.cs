@@ -209,6 +209,47 @@ public class DistillerTests(ITestOutputHelper output)
         }
 
         Assert.All(student.parameters(), p => Assert.True(p.requires_grad));
+
+        // The trained scales are not parameters of the module: the packed model saves and loads as before, with them.
+        using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
+        CompressedModels.Save(student, folder.Path);
+        using CausalLanguageModel reloaded = HuggingFaceModels.Load(folder.Path);
+        var reloadedLayers = reloaded.modules().OfType<QuantizedLinear>().Distinct().ToArray();
+        Assert.Equal(layers.Length, reloadedLayers.Length);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            Assert.Equal(((QuantizedTensor)layers[i].Weight).Scales.ToArray(), ((QuantizedTensor)reloadedLayers[i].Weight).Scales.ToArray());
+        }
+    }
+
+    [Fact]
+    public void RandomWindows_IsDeterministic_StartsWithBos_AndRefusesShortStreams()
+    {
+        int[] tokens = Enumerable.Range(10, 100).ToArray();
+        Tensor[] first = DistillationData.RandomWindows(tokens, window: 9, batchSize: 3, seed: 4, bos: 1).Take(5).ToArray();
+        Tensor[] again = DistillationData.RandomWindows(tokens, window: 9, batchSize: 3, seed: 4, bos: 1).Take(5).ToArray();
+        Tensor[] other = DistillationData.RandomWindows(tokens, window: 9, batchSize: 3, seed: 5, bos: 1).Take(5).ToArray();
+        for (int b = 0; b < 5; b++)
+        {
+            Assert.Equal([3L, 9L], first[b].shape);
+            Assert.Equal(ScalarType.Int64, first[b].dtype);
+            Assert.True(first[b].eq(again[b]).all().item<bool>());
+            long[] values = first[b].data<long>().ToArray();
+            for (int row = 0; row < 3; row++)
+            {
+                Assert.Equal(1, values[row * 9]);
+                // After BOS, 8 consecutive tokens of the stream.
+                for (int t = 2; t < 9; t++)
+                {
+                    Assert.Equal(values[row * 9 + t - 1] + 1, values[row * 9 + t]);
+                }
+            }
+        }
+
+        Assert.Contains(Enumerable.Range(0, 5), b => !first[b].eq(other[b]).all().item<bool>());
+        Assert.Equal("tokens", Assert.Throws<ArgumentException>(() => DistillationData.RandomWindows(tokens[..7], 9, 1, 0)).ParamName);
+        Assert.Equal("window", Assert.Throws<ArgumentException>(() => DistillationData.RandomWindows(tokens, 1, 1, 0)).ParamName);
+        Assert.Equal("batchSize", Assert.Throws<ArgumentException>(() => DistillationData.RandomWindows(tokens, 9, 0, 0)).ParamName);
     }
 
     [Fact]
