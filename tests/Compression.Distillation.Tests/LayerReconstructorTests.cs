@@ -186,6 +186,23 @@ public class LayerReconstructorTests
     }
 
     [Fact]
+    public void Fit_RepresentationRefusesFittedValues_KeepsInnerResult()
+    {
+        DenseTensor weight = RandomData.GaussianMatrix(8, 32, seed: 56);
+        HessianAccumulator hessian = RandomData.CorrelatedHessian(32, samples: 64, seed: 57);
+        ScaledCodesTensor refusing = LocalTunableTensors.RoundToNearest(weight, bits: 3, groupSize: 16).Refusing();
+        var context = CompressionContext.Default with { InputHessian = hessian };
+
+        LayerReconstructionResult fit = LayerReconstructor.Fit(weight, refusing, context, LayerReconstructionOptions.Default with { KeepInnerUnlessImproved = false });
+
+        Assert.Same(refusing, fit.Tensor);
+        Assert.True(fit.KeptInner);
+        Assert.True(double.IsNaN(fit.StoredError));
+        Assert.Equal(fit.InitialError, fit.FinalError);
+        Assert.True(fit.FittedError < fit.InitialError, $"{fit.InitialError} → {fit.FittedError}");
+    }
+
+    [Fact]
     public void Fit_CancelledFromProgressCallback_Throws()
     {
         using var source = new CancellationTokenSource();

@@ -40,8 +40,9 @@ internal static class LocalTunableTensors
     }
 }
 
-/// <summary>Ŵ[r, j] = s[r, j / groupSize]·c[r, j] with fixed codes c; θ = the scales, row-major by group.</summary>
-internal sealed class ScaledCodesTensor(int rows, int columns, int groupSize, float[] codes, float[] scales)
+/// <summary>Ŵ[r, j] = s[r, j / groupSize]·c[r, j] with fixed codes c; θ = the scales, row-major by group. With
+/// <paramref name="refuse"/> it refuses every new θ, as a representation does for a value it cannot store.</summary>
+internal sealed class ScaledCodesTensor(int rows, int columns, int groupSize, float[] codes, float[] scales, bool refuse = false)
     : CompressedTensor(rows, columns), ITunableTensor
 {
     private int Groups => (Columns + groupSize - 1) / groupSize;
@@ -74,8 +75,11 @@ internal sealed class ScaledCodesTensor(int rows, int columns, int groupSize, fl
         }
     }
 
-    public CompressedTensor WithTunableParameters(ReadOnlySpan<float> parameters) =>
-        new ScaledCodesTensor(Rows, Columns, groupSize, codes, parameters.ToArray());
+    public ScaledCodesTensor Refusing() => new(Rows, Columns, groupSize, codes, scales, refuse: true);
+
+    public CompressedTensor WithTunableParameters(ReadOnlySpan<float> parameters) => refuse
+        ? throw new ArgumentException("This test tensor refuses new parameters.", nameof(parameters))
+        : new ScaledCodesTensor(Rows, Columns, groupSize, codes, parameters.ToArray());
 
     protected override void DecompressCore(Span<float> destination) => Reconstruct(scales, destination);
 
