@@ -4,11 +4,12 @@ using Compression.Tensors;
 using Compression.Testing;
 using FsCheck;
 using FsCheck.Fluent;
+using Xunit.Abstractions;
 
 namespace Compression.Distillation.Tests;
 
 /// <summary>The fit's maths on test-local representations whose optimum has a closed form (float64 references).</summary>
-public class LayerReconstructorTests
+public class LayerReconstructorTests(ITestOutputHelper output)
 {
     private static readonly LayerReconstructionOptions Exact = new()
     {
@@ -33,7 +34,7 @@ public class LayerReconstructorTests
             codes[r] = Enumerable.Range(0, columns).Select(j => (double)rtn.Codes[r * columns + j]).ToArray();
         }
 
-        RowOptima.Assert(weight, hessian, fit, rows, r => codes[r], r => [fitted[r]], "scale");
+        output.WriteLine(RowOptima.Assert(weight, hessian, fit, rows, r => codes[r], r => [fitted[r]], "scale"));
     }
 
     [Fact]
@@ -57,7 +58,7 @@ public class LayerReconstructorTests
             return e;
         }).ToArray();
 
-        RowOptima.AssertMany(weight, hessian, fit, rows, Basis, r => fitted.Skip(r * kept).Take(kept).ToArray(), "kept value");
+        output.WriteLine(RowOptima.AssertMany(weight, hessian, fit, rows, Basis, r => fitted.Skip(r * kept).Take(kept).ToArray(), "kept value"));
     }
 
     [Fact]
@@ -95,6 +96,7 @@ public class LayerReconstructorTests
         double total = sigma.Sum(x => x * x), optimum = sigma.Skip(rank).Sum(x => x * x) / total;
         double reference = Float64Reference.RelativeError(weight.Span, fit.Tensor.Decompress().Span, h, columns);
 
+        output.WriteLine($"plain SVD {fit.InitialError:E4} → fitted {fit.FinalError:E4}; whitened optimum {optimum:E4}; {fit.Iterations} iterations, {fit.Stop}");
         Assert.True(fit.InitialError > 1.2 * optimum, $"plain SVD {fit.InitialError} vs whitened optimum {optimum}");
         // Weighted low-rank approximation with a positive definite weight has no spurious local minima (it is plain
         // Eckart–Young after whitening), so L-BFGS should close the gap to the float32 resolution of the factors.

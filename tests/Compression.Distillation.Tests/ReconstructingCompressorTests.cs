@@ -297,9 +297,11 @@ public class ReconstructingCompressorTests(ITestOutputHelper output)
             weight = file.ReadDense("model.layers.0.mlp.up_proj.weight");
         }
 
-        const int columns = 128, samples = 2048;
+        const int columns = 128, samples = 2048, heldOutSamples = 1024;
         float[] calibration = CorrelatedInputs(samples, columns, seed: 151);
-        float[] heldOut = CorrelatedInputs(samples, columns, seed: 152);
+        float[] heldOut = CorrelatedInputs(heldOutSamples, columns, seed: 152);
+        double[] exactCalibration = Outputs(weight.Span, calibration, weight.Rows, columns);
+        double[] exactHeldOut = Outputs(weight.Span, heldOut, weight.Rows, columns);
         var hessian = new HessianAccumulator(columns);
         hessian.Add(calibration, samples);
         var context = CompressionContext.Default with { InputHessian = hessian, LayerName = "model.layers.0.mlp.up_proj" };
@@ -320,8 +322,8 @@ public class ReconstructingCompressorTests(ITestOutputHelper output)
         {
             LayerReconstructionResult fit = new ReconstructingCompressor(inner).Reconstruct(weight, context);
             CompressedTensor start = inner.Compress(weight, context);
-            double before = OutputError(weight, start, calibration, samples), after = OutputError(weight, fit.Tensor, calibration, samples);
-            double beforeHeld = OutputError(weight, start, heldOut, samples), afterHeld = OutputError(weight, fit.Tensor, heldOut, samples);
+            double before = OutputError(exactCalibration, start, calibration), after = OutputError(exactCalibration, fit.Tensor, calibration);
+            double beforeHeld = OutputError(exactHeldOut, start, heldOut), afterHeld = OutputError(exactHeldOut, fit.Tensor, heldOut);
             output.WriteLine(
                 $"{name}: ‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² calibration {before:E3} → {after:E3} ({after / before:P1}), held-out {beforeHeld:E3} → {afterHeld:E3} " +
                 $"({afterHeld / beforeHeld:P1}); {fit.ParameterCount} parameters, {fit.Iterations} iterations, {fit.Stop}, {fit.Elapsed.TotalMilliseconds:F0} ms");
@@ -341,7 +343,7 @@ public class ReconstructingCompressorTests(ITestOutputHelper output)
 
         // For the low-rank row: what activation-aware truncation (SVD-LLM, the whitened optimum) gets without any fit.
         CompressedTensor svdLlm = new LowRankOptions { Rank = RankRule.Fixed(32), Whitening = ActivationWhitening.Cholesky }.CreateCompressor().Compress(weight, context);
-        output.WriteLine($"SVD-LLM rank 32 (no fit): calibration {OutputError(weight, svdLlm, calibration, samples):E3}, held-out {OutputError(weight, svdLlm, heldOut, samples):E3}");
+        output.WriteLine($"SVD-LLM rank 32 (no fit): calibration {OutputError(exactCalibration, svdLlm, calibration):E3}, held-out {OutputError(exactHeldOut, svdLlm, heldOut):E3}");
     }
 
     /// <summary>The float64 optimum of the default fit's objective (H dampened by 0.01) when the representation is one
@@ -367,30 +369,41 @@ public class ReconstructingCompressorTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>‖X·Wᵀ − X·Ŵᵀ‖²_F / ‖X·Wᵀ‖²_F in float64 from the inputs themselves (not from H).</summary>
-    private static double OutputError(DenseTensor weight, CompressedTensor compressed, float[] x, int samples)
+    /// <summary>‖Y − X·Ŵᵀ‖²_F / ‖Y‖²_F in float64, with Y = X·Wᵀ from <see cref="Outputs"/>: from the inputs
+    /// themselves, not from H.</summary>
+    private static double OutputError(double[] exact, CompressedTensor compressed, float[] x)
     {
-        float[] approximation = compressed.Decompress().Span.ToArray();
-        int rows = weight.Rows, columns = weight.Columns;
+        double[] approximate = Outputs(compressed.Decompress().Span, x, compressed.Rows, compressed.Columns);
         double error = 0, energy = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            error += (exact[i] - approximate[i]) * (exact[i] - approximate[i]);
+            energy += exact[i] * exact[i];
+        }
+
+        return error / energy;
+    }
+
+    /// <summary>X·Wᵀ in float64, [samples, rows].</summary>
+    private static double[] Outputs(ReadOnlySpan<float> weight, float[] x, int rows, int columns)
+    {
+        int samples = x.Length / columns;
+        var y = new double[samples * rows];
         for (int s = 0; s < samples; s++)
         {
             for (int r = 0; r < rows; r++)
             {
-                double exact = 0, approximate = 0;
+                double sum = 0;
                 for (int j = 0; j < columns; j++)
                 {
-                    double xj = x[s * columns + j];
-                    exact += xj * weight[r, j];
-                    approximate += xj * approximation[r * columns + j];
+                    sum += (double)x[s * columns + j] * weight[r * columns + j];
                 }
 
-                error += (exact - approximate) * (exact - approximate);
-                energy += exact * exact;
+                y[s * rows + r] = sum;
             }
         }
 
-        return error / energy;
+        return y;
     }
 
     private static float[] CorrelatedInputs(int samples, int columns, int seed)
