@@ -144,13 +144,7 @@ public static class Distiller
             string? latest = options.Resume ? DistillationCheckpoint.Latest(directory) : null;
             if (latest is not null)
             {
-                DistillationCheckpoint.State state = DistillationCheckpoint.Read(latest, trainable, optimizer);
-                if (state.Step > options.Steps)
-                {
-                    throw new ArgumentException(
-                        $"The checkpoint {latest} is at step {state.Step}, beyond this run's {options.Steps} steps; raise Steps or set Resume = false.", nameof(options));
-                }
-
+                DistillationCheckpoint.State state = DistillationCheckpoint.Read(latest, trainable, optimizer, options.Steps);
                 (start, history, evaluations) = (state.Step, state.History, state.Evaluations);
                 training.ApplyMasks();
             }

@@ -75,15 +75,24 @@ internal static class DistillationCheckpoint
         }
     }
 
-    /// <summary>Copies a checkpoint's trainable tensors and optimizer state into the run's and returns its step and logs.</summary>
+    /// <summary>Copies a checkpoint's trainable tensors and optimizer state into the run's and returns its step and logs.
+    /// Everything is checked before the first tensor is copied, so a refused checkpoint changes nothing.</summary>
     /// <exception cref="InvalidDataException">The file is not a Distiller checkpoint, or was written for other trainable
     /// tensors, shapes or another optimizer.</exception>
-    public static State Read(string path, IReadOnlyList<(string Name, Parameter Parameter)> trainable, OptimizerHelper optimizer)
+    /// <exception cref="ArgumentException">The checkpoint's step is beyond <paramref name="steps"/>.</exception>
+    public static State Read(string path, IReadOnlyList<(string Name, Parameter Parameter)> trainable, OptimizerHelper optimizer, int steps)
     {
         using SafetensorsFile file = SafetensorsFile.Open(path);
         if (!file.Metadata.TryGetValue("format", out string? format) || format != FormatName)
         {
             throw new InvalidDataException($"{path}: not a Distiller checkpoint (format '{format}', '{FormatName}' expected).");
+        }
+
+        int step = int.Parse(file.Metadata["step"], CultureInfo.InvariantCulture);
+        if (step > steps)
+        {
+            throw new ArgumentException(
+                $"The checkpoint {path} is at step {step}, beyond this run's {steps} steps; raise Steps or set Resume = false.", "options");
         }
 
         string[] stored = JsonNode.Parse(file.Metadata["trainable"])!.AsArray().Select(n => n!.GetValue<string>()).ToArray();
@@ -101,17 +110,20 @@ internal static class DistillationCheckpoint
             throw new InvalidDataException($"{path}: the checkpoint's optimizer is {optimizerName}; this run uses {optimizer.GetType().Name}.");
         }
 
+        foreach ((string name, Parameter parameter) in trainable)
+        {
+            SafetensorsTensorInfo info = file.GetInfo("trainable." + name);
+            if (!info.Shape.SequenceEqual(parameter.shape) || info.DType != DTypeOf(parameter, name))
+            {
+                throw new InvalidDataException(
+                    $"{path}: '{name}' is stored as {info.DType} [{string.Join(", ", info.Shape)}]; the student has {parameter.dtype} [{string.Join(", ", parameter.shape)}].");
+            }
+        }
+
         using (torch.no_grad())
         {
             foreach ((string name, Parameter parameter) in trainable)
             {
-                SafetensorsTensorInfo info = file.GetInfo("trainable." + name);
-                if (!info.Shape.SequenceEqual(parameter.shape) || info.DType != DTypeOf(parameter, name))
-                {
-                    throw new InvalidDataException(
-                        $"{path}: '{name}' is stored as {info.DType} [{string.Join(", ", info.Shape)}]; the student has {parameter.dtype} [{string.Join(", ", parameter.shape)}].");
-                }
-
                 using Tensor value = torch.empty(parameter.shape, parameter.dtype);
                 value.bytes = file.GetBytes("trainable." + name).ToArray();
                 parameter.copy_(value);
@@ -124,7 +136,6 @@ internal static class DistillationCheckpoint
             optimizer.load_state_dict(reader);
         }
 
-        int step = int.Parse(file.Metadata["step"], CultureInfo.InvariantCulture);
         var history = JsonNode.Parse(file.Metadata["history"])!.AsArray().Select(n =>
         {
             double[] v = Values(n!);

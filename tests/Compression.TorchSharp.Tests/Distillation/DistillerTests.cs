@@ -145,6 +145,224 @@ public class DistillerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Train_Teacher_IsUnchangedBitForBit_AndKeepsItsModeAndFlags()
+    {
+        using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
+        using CausalLanguageModel student = Int3Student();
+        teacher.train();
+        Dictionary<string, float[]> before = Snapshot(teacher);
+        var flags = teacher.named_parameters().Select(p => p.parameter.requires_grad).ToArray();
+        var studentFlags = student.named_parameters().Select(p => p.parameter.requires_grad).ToArray();
+        student.eval();
+
+        var seenModes = new List<(bool Teacher, bool Student)>();
+        var options = new DistillerOptions
+        {
+            Steps = 2,
+            LearningRate = 1e-3,
+            Trainable = TrainableParts.All,
+            Objective = new DistillationObjective { HiddenWeight = 1, AttentionWeight = 1 },
+        };
+        Distiller.Train(teacher, student, Batches(), options, new DistillationRecorder(_ => seenModes.Add((teacher.training, student.training))));
+
+        Assert.All(seenModes, m => Assert.Equal((false, true), m));
+        Dictionary<string, float[]> after = Snapshot(teacher);
+        foreach ((string name, float[] values) in before)
+        {
+            Assert.True(values.AsSpan().SequenceEqual(after[name]), $"teacher's {name} changed");
+        }
+
+        Assert.True(teacher.training);
+        Assert.False(student.training);
+        Assert.Equal(flags, teacher.named_parameters().Select(p => p.parameter.requires_grad));
+        Assert.Equal(studentFlags, student.named_parameters().Select(p => p.parameter.requires_grad));
+        Assert.All(teacher.parameters(), p => Assert.Null(p.grad));
+    }
+
+    [Fact]
+    public void Train_ScheduleEvaluationAndProgress_AreReportedPerStep()
+    {
+        using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
+        using CausalLanguageModel student = Int3Student();
+        // The block weights' entries that are not zero: RTN's code 0 makes exact zeros, which count as pruned.
+        long unmasked = student.named_parameters().Where(p => p.name.StartsWith("model.layers.", StringComparison.Ordinal) && p.name.EndsWith("_proj.weight", StringComparison.Ordinal))
+            .Sum(p => p.parameter.count_nonzero().ToInt64());
+        var calls = new List<(bool Training, bool Grad)>();
+        var schedule = new LearningRateSchedule { Decay = LearningRateDecay.Linear, WarmupSteps = 1, MinimumRatio = 0.2 };
+        var options = new DistillerOptions
+        {
+            Steps = 4,
+            LearningRate = 1e-3,
+            Schedule = schedule,
+            EvaluateEvery = 2,
+            Evaluation = model =>
+            {
+                calls.Add((model.training, torch.is_grad_enabled()));
+                return TinyStoriesCorpus.Perplexity(model, windows: 1);
+            },
+        };
+        var recorder = new DistillationRecorder();
+        DistillationReport report = Distiller.Train(teacher, student, Batches(), options, recorder);
+
+        Assert.Equal([1, 2, 3, 4], recorder.Seen.Select(p => p.Step));
+        Assert.All(recorder.Seen, p => Assert.Equal(4, p.Steps));
+        Assert.Equal(report.History, recorder.Seen.Select(p => p.Result));
+        Assert.Equal([0, 2, 4], report.Evaluations.Select(e => e.Step));
+        Assert.Equal(2, recorder.Seen[1].Evaluation?.Step);
+        Assert.Null(recorder.Seen[0].Evaluation);
+        Assert.All(calls, c => Assert.Equal((false, false), c));
+        Assert.True(report.Evaluations[^1].Value < report.Evaluations[0].Value, "held-out perplexity did not fall");
+        for (int t = 0; t < 4; t++)
+        {
+            Assert.Equal(1e-3 * schedule.Multiplier(t, 4), report.History[t].LearningRate);
+        }
+
+        // The default for a student without adapters: scales, factors and block weights; its dense block weights here
+        // (2 layers of q, o 128×128, k, v 64×128, gate, up 384×128, down 128×384), less their zeros.
+        Assert.Equal(TrainableParts.QuantizationScales | TrainableParts.LowRankFactors | TrainableParts.UnprunedWeights, report.Trainable);
+        Assert.InRange(unmasked, 1, 2 * (3 * 128 * 384 + 128 * 128 * 2 + 64 * 128 * 2) - 1);
+        Assert.Equal(unmasked, report.TrainableParameters);
+    }
+
+    [Fact]
+    public void Train_CancelledPackedStudent_CommitsItsScalesAndRestoresItsFlags()
+    {
+        using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
+        using CausalLanguageModel student = TinyStoriesCorpus.Load();
+        Quantizer.Pack(student, Quantizer.Apply(student, QuantizerOptions.W4A16 with { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) } }));
+        var layers = student.modules().OfType<QuantizedLinear>().Distinct().ToArray();
+        var original = layers.Select(l => l.Weight).ToArray();
+        using var cancel = new CancellationTokenSource();
+        var recorder = new DistillationRecorder(p =>
+        {
+            if (p.Step == 2)
+            {
+                cancel.Cancel();
+            }
+        });
+
+        Assert.ThrowsAny<OperationCanceledException>(() => Distiller.Train(teacher, student, Batches(),
+            new DistillerOptions { Steps = 10, LearningRate = 1e-3 }, recorder, cancel.Token));
+
+        Assert.Equal(2, recorder.Seen.Count);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            Assert.Null(layers[i].TrainedScales);
+            Assert.NotSame(original[i], layers[i].Weight);
+            Assert.Equal(((QuantizedTensor)original[i]).UnpackCodes(), ((QuantizedTensor)layers[i].Weight).UnpackCodes());
+        }
+
+        Assert.All(student.parameters(), p => Assert.True(p.requires_grad));
+
+        // The trained scales are not parameters of the module: the packed model saves and loads as before, with them.
+        using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
+        CompressedModels.Save(student, folder.Path);
+        using CausalLanguageModel reloaded = HuggingFaceModels.Load(folder.Path);
+        var reloadedLayers = reloaded.modules().OfType<QuantizedLinear>().Distinct().ToArray();
+        Assert.Equal(layers.Length, reloadedLayers.Length);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            Assert.Equal(((QuantizedTensor)layers[i].Weight).Scales.ToArray(), ((QuantizedTensor)reloadedLayers[i].Weight).Scales.ToArray());
+        }
+    }
+
+    [Fact]
+    public void RandomWindows_IsDeterministic_StartsWithBos_AndRefusesShortStreams()
+    {
+        int[] tokens = Enumerable.Range(10, 100).ToArray();
+        Tensor[] first = DistillationData.RandomWindows(tokens, window: 9, batchSize: 3, seed: 4, bos: 1).Take(5).ToArray();
+        Tensor[] again = DistillationData.RandomWindows(tokens, window: 9, batchSize: 3, seed: 4, bos: 1).Take(5).ToArray();
+        Tensor[] other = DistillationData.RandomWindows(tokens, window: 9, batchSize: 3, seed: 5, bos: 1).Take(5).ToArray();
+        for (int b = 0; b < 5; b++)
+        {
+            Assert.Equal([3L, 9L], first[b].shape);
+            Assert.Equal(ScalarType.Int64, first[b].dtype);
+            Assert.True(first[b].eq(again[b]).all().item<bool>());
+            long[] values = first[b].data<long>().ToArray();
+            for (int row = 0; row < 3; row++)
+            {
+                Assert.Equal(1, values[row * 9]);
+                // After BOS, 8 consecutive tokens of the stream.
+                for (int t = 2; t < 9; t++)
+                {
+                    Assert.Equal(values[row * 9 + t - 1] + 1, values[row * 9 + t]);
+                }
+            }
+        }
+
+        Assert.Contains(Enumerable.Range(0, 5), b => !first[b].eq(other[b]).all().item<bool>());
+        Assert.Equal("tokens", Assert.Throws<ArgumentException>(() => DistillationData.RandomWindows(tokens[..7], 9, 1, 0)).ParamName);
+        Assert.Equal("window", Assert.Throws<ArgumentException>(() => DistillationData.RandomWindows(tokens, 1, 1, 0)).ParamName);
+        Assert.Equal("batchSize", Assert.Throws<ArgumentException>(() => DistillationData.RandomWindows(tokens, 9, 0, 0)).ParamName);
+    }
+
+    [Fact]
+    public void Train_BadInput_IsRefusedWithTheParameterName()
+    {
+        using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
+        using CausalLanguageModel student = TinyStoriesCorpus.Load();
+        var options = new DistillerOptions { Steps = 1 };
+        ArgumentException Refused(IEnumerable<Tensor> batches, DistillerOptions? o = null, CausalLanguageModel? s = null) =>
+            Assert.ThrowsAny<ArgumentException>(() => Distiller.Train(teacher, s ?? student, batches, o ?? options));
+
+        Assert.Equal("batches", Refused([]).ParamName);
+        Assert.Equal("batches", Refused([torch.zeros([2, 8], ScalarType.Int32)]).ParamName);
+        Assert.Equal("batches", Refused([torch.zeros([2, 8, 1], ScalarType.Int64)]).ParamName);
+        Assert.Equal("batches", Refused([torch.zeros([2, 1], ScalarType.Int64)]).ParamName);
+        Assert.Equal("batches", Refused([torch.zeros([1, 514], ScalarType.Int64)]).ParamName);
+        Assert.Contains("[2048, 2048]", Refused([torch.full([2, 8], 2048L)]).Message);
+        Assert.Contains("[-1, 0]", Refused([torch.tensor(new long[] { 0, -1 }, [1, 2])]).Message);
+        Assert.Equal("student", Refused(Batches(), s: teacher).ParamName);
+        Assert.Contains("LowRankFactors", Refused(Batches(), options with { Trainable = TrainableParts.LowRankFactors }).Message);
+
+        // A student with another vocabulary: the same architecture with 100 tokens.
+        string config = File.ReadAllText(Compression.Testing.SharedData.File("tinystories-656k", "config.json")).Replace("\"vocab_size\": 2048", "\"vocab_size\": 100");
+        using CausalLanguageModel small = HuggingFaceModels.CreateFromConfig(config);
+        ArgumentException vocabulary = Refused(Batches(), s: small);
+        Assert.Equal("student", vocabulary.ParamName);
+        Assert.Contains("100", vocabulary.Message);
+        Assert.Contains("2048", vocabulary.Message);
+
+        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => new DistillationObjective { Temperature = 0 }).ParamName);
+        Assert.Equal("Temperature", Assert.Throws<ArgumentOutOfRangeException>(() => options.Objective with { Temperature = -1 }).ParamName);
+        Assert.Equal("Steps", Assert.Throws<ArgumentOutOfRangeException>(() => options with { Steps = 0 }).ParamName);
+        Assert.Equal("Steps", Assert.Throws<ArgumentOutOfRangeException>(() => options with { Steps = -3 }).ParamName);
+        Assert.Equal("Trainable", Assert.Throws<ArgumentOutOfRangeException>(() => options with { Trainable = TrainableParts.None }).ParamName);
+        Assert.Equal("LearningRate", Assert.Throws<ArgumentOutOfRangeException>(() => options with { LearningRate = 0 }).ParamName);
+        Assert.Equal("LearningRate", Assert.Throws<ArgumentOutOfRangeException>(() => options with { LearningRate = double.NaN }).ParamName);
+        Assert.Equal("MaxGradientNorm", Assert.Throws<ArgumentOutOfRangeException>(() => options with { MaxGradientNorm = 0 }).ParamName);
+        Assert.Equal("GradientAccumulationSteps", Assert.Throws<ArgumentOutOfRangeException>(() => options with { GradientAccumulationSteps = 0 }).ParamName);
+        Assert.Equal("WeightDecay", Assert.Throws<ArgumentOutOfRangeException>(() => options with { WeightDecay = -0.1 }).ParamName);
+        Assert.Equal("KeepCheckpoints", Assert.Throws<ArgumentOutOfRangeException>(() => options with { KeepCheckpoints = 0 }).ParamName);
+        Assert.Equal("WarmupSteps", Assert.Throws<ArgumentOutOfRangeException>(() => new LearningRateSchedule { WarmupSteps = -1 }).ParamName);
+        Assert.Equal("MinimumRatio", Assert.Throws<ArgumentOutOfRangeException>(() => new LearningRateSchedule { MinimumRatio = 1.5 }).ParamName);
+
+        // Refusals left the student as it was: every parameter still trainable, in training mode.
+        Assert.All(student.parameters(), p => Assert.True(p.requires_grad));
+        Assert.All(student.parameters(), p => Assert.Null(p.grad));
+    }
+
+    [Fact]
+    public void Train_CheckpointBeyondSteps_OrForOtherTensors_IsRefused()
+    {
+        using TemporaryDirectory folders = RandomData.CreateTemporaryDirectory();
+        using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
+        using CausalLanguageModel student = Int3Student();
+        var options = new DistillerOptions { Steps = 2, CheckpointDirectory = folders.File("run"), Trainable = TrainableParts.Norms };
+        Distiller.Train(teacher, student, Batches(), options);
+
+        // Both refusals come before any tensor is copied: the student keeps the weights it has.
+        Dictionary<string, float[]> trained = Snapshot(student);
+        Assert.Equal("options", Assert.Throws<ArgumentException>(() => Distiller.Train(teacher, student, Batches(), options with { Steps = 1 })).ParamName);
+        Assert.Throws<InvalidDataException>(() => Distiller.Train(teacher, student, Batches(), options with { Steps = 3, Trainable = TrainableParts.Biases | TrainableParts.Norms | TrainableParts.Embeddings }));
+        Assert.All(Snapshot(student), p => Assert.True(p.Value.AsSpan().SequenceEqual(trained[p.Key]), p.Key));
+        // Resume = false starts afresh, deleting the old checkpoints.
+        DistillationReport fresh = Distiller.Train(teacher, student, Batches(), options with { Steps = 1, Resume = false });
+        Assert.Equal(0, fresh.ResumedFromStep);
+        Assert.Equal(["checkpoint-00000001.safetensors"], Directory.GetFiles(folders.File("run")).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void Train_AccumulatedHalfBatches_EqualOneStepOnTheirConcatenation()
     {
         using CausalLanguageModel teacher = TinyStoriesCorpus.Load();
