@@ -82,22 +82,11 @@ public static class LayerReconstructor
 
         float[] parameters = new float[tunable.TunableParameterCount];
         tunable.GetTunableParameters(parameters);
+        float[] initial = (float[])parameters.Clone();
         var search = new Lbfgs(objective, parameters, options, context);
         search.Run(token);
 
-        CompressedTensor? candidate = null;
-        double storedError = double.NaN;
-        try
-        {
-            candidate = tunable.WithTunableParameters(search.Parameters);
-            storedError = objective.Error(candidate.Decompress().Span);
-        }
-        catch (ArgumentException exception)
-        {
-            // The representation refused the fitted values (e.g. a scale that cannot be stored): keep the start.
-            context.Logger.LogWarning("reconstruct {Layer}: the {Kind} tensor refused the fitted parameters ({Message}); keeping the inner result.",
-                context.LayerName, compressed.Kind, exception.Message);
-        }
+        (CompressedTensor? candidate, double storedError) = Store(tunable, compressed.Kind, initial, search.Parameters, objective, context);
 
         bool keepInner = candidate is null || (options.KeepInnerUnlessImproved && !(storedError < initialError));
         CompressedTensor result = keepInner ? compressed : candidate!;
@@ -112,6 +101,49 @@ public static class LayerReconstructor
         return new LayerReconstructionResult(
             result, initialError, search.Error, storedError, finalError, keepInner, parameters.Length,
             search.Iterations, search.Evaluations, search.Stop, elapsed);
+    }
+
+    /// <summary>
+    /// Stores the fitted θ; when the representation refuses it (a scale driven to zero or below, which the fit's joint
+    /// optimum across groups can ask for), stores the furthest point θ₀ + t·(θ* − θ₀), t = ½, ¼, … (at most 30 halvings)
+    /// that it accepts. The start θ₀ is stored as is, so such a t exists for constraints like positivity; and since the
+    /// objective is convex in scales and kept values, E(θ₀ + t·(θ* − θ₀)) ≤ (1 − t)·E(θ₀) + t·E(θ*) still improves on
+    /// the start. Returns null when nothing was accepted.
+    /// </summary>
+    private static (CompressedTensor? Tensor, double Error) Store(ITunableTensor tunable, string kind, float[] start, float[] fitted,
+        ReconstructionObjective objective, CompressionContext context)
+    {
+        float[] trial = (float[])fitted.Clone();
+        string? refusal = null;
+        double t = 1;
+        for (int attempt = 0; attempt <= 30; attempt++)
+        {
+            try
+            {
+                CompressedTensor candidate = tunable.WithTunableParameters(trial);
+                if (refusal is not null)
+                {
+                    context.Logger.LogWarning(
+                        "reconstruct {Layer}: the {Kind} tensor refused the fitted parameters ({Message}); stored {Fraction:G3} of the step from the start instead.",
+                        context.LayerName, kind, refusal, t);
+                }
+
+                return (candidate, objective.Error(candidate.Decompress().Span));
+            }
+            catch (ArgumentException exception)
+            {
+                refusal ??= exception.Message;
+                t /= 2;
+                for (int i = 0; i < trial.Length; i++)
+                {
+                    trial[i] = (float)(start[i] + t * ((double)fitted[i] - start[i]));
+                }
+            }
+        }
+
+        context.Logger.LogWarning("reconstruct {Layer}: the {Kind} tensor refused the fitted parameters ({Message}); keeping the inner result.",
+            context.LayerName, kind, refusal);
+        return (null, double.NaN);
     }
 
     private static ITunableTensor ValidateArguments(DenseTensor weight, CompressedTensor compressed, CompressionContext context)
