@@ -117,7 +117,8 @@ public sealed record DistillerOptions
 
     /// <summary>Seeds TorchSharp's global generator with it before the objective's projections are created, and with
     /// (seed, step) before every step, so anything random (projection initialisation, dropout) repeats exactly, also in a
-    /// resumed run. The global generator is left in the state of the last step. Default 0.</summary>
+    /// resumed run. The global generator is left in the state of the last step; runs repeat exactly only when no other
+    /// thread draws from it meanwhile (TorchSharp's dropout has no per-module generator). Default 0.</summary>
     public int Seed { get; init; }
 
     /// <summary>Where checkpoints go (created if missing); null (the default) for none. A run whose directory holds a

@@ -6,6 +6,8 @@ using static TorchSharp.torch;
 
 namespace Compression.TorchSharp.Tests.Distillation;
 
+// In the shared collection: the Distiller reseeds TorchSharp's global generator, which other TorchSharp tests use.
+[Collection("TorchSharp")]
 public class ReconstructorTests(ITestOutputHelper output)
 {
     private static readonly RtnOptions Int2 = new() { Format = NumberFormat.Int2, Granularity = Granularity.PerGroup(32) };

@@ -5,6 +5,8 @@ using Xunit.Abstractions;
 namespace Compression.TorchSharp.Tests.Distillation;
 
 /// <summary>The acceptance check that a smaller student learns more from the teacher than from the labels alone.</summary>
+// In the shared collection: the Distiller reseeds TorchSharp's global generator, which other TorchSharp tests use.
+[Collection("TorchSharp")]
 public class SmallerStudentTests(ITestOutputHelper output)
 {
     [Fact]

@@ -5,6 +5,8 @@ using static TorchSharp.torch;
 
 namespace Compression.TorchSharp.Tests.Distillation;
 
+// In the shared collection: the Distiller reseeds TorchSharp's global generator, which other TorchSharp tests use.
+[Collection("TorchSharp")]
 public class StudentModelsTests
 {
     [Theory]
