@@ -237,14 +237,14 @@ public class TunableTensorTests
             gradient[k] -= 0.5f;                       // the VJP adds to what is there
         }
 
-        if (reference.Value is not null)
+        if (reference is { Value: { } values, Group: { } groups })
         {
             var exact = new double[theta.Length];
             var magnitude = new double[theta.Length];
             for (int i = 0; i < n; i++)
             {
-                exact[reference.Group[i]] += reference.Value[i] * reference.Global * g[i];
-                magnitude[reference.Group[i]] += Math.Abs(reference.Value[i] * reference.Global * g[i]);
+                exact[groups[i]] += values[i] * reference.Global * g[i];
+                magnitude[groups[i]] += Math.Abs(values[i] * reference.Global * g[i]);
             }
 
             for (int k = 0; k < theta.Length; k++)
