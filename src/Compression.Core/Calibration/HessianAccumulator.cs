@@ -105,7 +105,10 @@ public sealed class HessianAccumulator
         // tell which batch was bad.
         if (!float.IsFinite(TensorPrimitives.MaxMagnitude(activations)))
         {
-            throw new ArgumentException("The activations hold NaN or infinite values.", nameof(activations));
+            int index = IndexOfNonFinite(activations);
+            throw new ArgumentException(
+                $"The activations hold {activations[index]} at ({index / Columns}, {index % Columns}) of a {rows}×{Columns} batch; activations must be finite.",
+                nameof(activations));
         }
 
         // Long batches go in chunks so the transposed copy stays small (about 32 MB) whatever the caller passes.
@@ -287,4 +290,17 @@ public sealed class HessianAccumulator
     }
 
     private ParallelOptions ParallelOptions() => new() { MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism };
+
+    private static int IndexOfNonFinite(ReadOnlySpan<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return 0;
+    }
 }

@@ -31,6 +31,9 @@ public sealed class BpeTokenizer : ITokenizer
     private readonly int? _unknown;
     private readonly int[] _byteTokens;
 
+    // Token ids size the id → token table; 2^24 is far above any published vocabulary (the largest are about 2^18).
+    private const int MaxTokenId = (1 << 24) - 1;
+
     private BpeTokenizer(Dictionary<string, int> vocabulary, Dictionary<(int, int), (int, int)> merges, string prepend,
         List<(string, string)> replacements, int? unknown, IReadOnlyDictionary<string, int> specialTokens)
     {
@@ -68,12 +71,12 @@ public sealed class BpeTokenizer : ITokenizer
         ArgumentException.ThrowIfNullOrEmpty(path);
         using JsonDocument document = Parse(File.ReadAllText(path), path);
         JsonElement root = document.RootElement;
-        if (!root.TryGetProperty("model", out JsonElement model) || model.ValueKind != JsonValueKind.Object)
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out JsonElement model) || model.ValueKind != JsonValueKind.Object)
         {
             throw new InvalidDataException($"{path}: no 'model' object.");
         }
 
-        string type = model.TryGetProperty("type", out JsonElement t) ? t.GetString() ?? "" : "";
+        string type = model.TryGetProperty("type", out JsonElement t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
         if (type != "BPE")
         {
             throw new NotSupportedException($"{path}: model type '{type}' is not supported (BPE only).");
@@ -91,18 +94,31 @@ public sealed class BpeTokenizer : ITokenizer
         }
 
         var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (JsonProperty entry in model.GetProperty("vocab").EnumerateObject())
+        foreach (JsonProperty entry in Required(model, "vocab", JsonValueKind.Object, path, "the model").EnumerateObject())
         {
-            vocabulary[entry.Name] = entry.Value.GetInt32();
+            // The id sizes the token table, so it is bounded before anything is allocated from it.
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id) || id is < 0 or > MaxTokenId)
+            {
+                throw new InvalidDataException(
+                    $"{path}: token '{entry.Name}' has id {entry.Value.GetRawText()}; ids are integers in [0, {MaxTokenId}].");
+            }
+
+            vocabulary[entry.Name] = id;
         }
 
         var merges = new Dictionary<(int, int), (int, int)>();
         int rank = 0;
-        foreach (JsonElement merge in model.GetProperty("merges").EnumerateArray())
+        foreach (JsonElement merge in Required(model, "merges", JsonValueKind.Array, path, "the model").EnumerateArray())
         {
-            (string left, string right) = merge.ValueKind == JsonValueKind.Array
-                ? (merge[0].GetString()!, merge[1].GetString()!)
-                : Split(merge.GetString()!, path);
+            (string left, string right) = merge.ValueKind switch
+            {
+                JsonValueKind.Array when merge.GetArrayLength() == 2 &&
+                                         merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String =>
+                    (merge[0].GetString()!, merge[1].GetString()!),
+                JsonValueKind.String => Split(merge.GetString()!, path),
+                _ => throw new InvalidDataException(
+                    $"{path}: merge {rank} is {merge.GetRawText()}; a merge is \"left right\" or [\"left\", \"right\"]."),
+            };
             if (!vocabulary.TryGetValue(left, out int l) || !vocabulary.TryGetValue(right, out int r) || !vocabulary.TryGetValue(left + right, out int m))
             {
                 throw new InvalidDataException($"{path}: merge {rank} ('{left}' '{right}') uses tokens outside the vocabulary.");
@@ -116,18 +132,24 @@ public sealed class BpeTokenizer : ITokenizer
         var replacements = new List<(string, string)>();
         if (root.TryGetProperty("normalizer", out JsonElement normalizer) && normalizer.ValueKind == JsonValueKind.Object)
         {
-            IEnumerable<JsonElement> steps = normalizer.GetProperty("type").GetString() == "Sequence"
-                ? normalizer.GetProperty("normalizers").EnumerateArray()
+            IEnumerable<JsonElement> steps = Required(normalizer, "type", JsonValueKind.String, path, "the normalizer").GetString() == "Sequence"
+                ? Required(normalizer, "normalizers", JsonValueKind.Array, path, "the normalizer").EnumerateArray()
                 : [normalizer];
             foreach (JsonElement step in steps)
             {
-                switch (step.GetProperty("type").GetString())
+                if (step.ValueKind != JsonValueKind.Object)
+                {
+                    throw new InvalidDataException($"{path}: normalizer step {step.GetRawText()} is not an object.");
+                }
+
+                switch (Required(step, "type", JsonValueKind.String, path, "a normalizer step").GetString())
                 {
                     case "Prepend" when replacements.Count == 0 && prepend.Length == 0:
-                        prepend = step.GetProperty("prepend").GetString()!;
+                        prepend = Required(step, "prepend", JsonValueKind.String, path, "the Prepend step").GetString()!;
                         break;
-                    case "Replace" when step.GetProperty("pattern").TryGetProperty("String", out JsonElement pattern):
-                        replacements.Add((pattern.GetString()!, step.GetProperty("content").GetString()!));
+                    case "Replace" when step.TryGetProperty("pattern", out JsonElement p) && p.ValueKind == JsonValueKind.Object &&
+                                       p.TryGetProperty("String", out JsonElement pattern) && pattern.ValueKind == JsonValueKind.String:
+                        replacements.Add((pattern.GetString()!, Required(step, "content", JsonValueKind.String, path, "the Replace step").GetString()!));
                         break;
                     default:
                         throw new NotSupportedException($"{path}: normalizer step {step} is not supported (Prepend, then Replace of plain strings).");
@@ -142,7 +164,14 @@ public sealed class BpeTokenizer : ITokenizer
         {
             foreach (JsonElement token in added.EnumerateArray())
             {
-                special[token.GetProperty("content").GetString()!] = token.GetProperty("id").GetInt32();
+                if (token.ValueKind != JsonValueKind.Object ||
+                    !token.TryGetProperty("content", out JsonElement content) || content.ValueKind != JsonValueKind.String ||
+                    !token.TryGetProperty("id", out JsonElement id) || !id.TryGetInt32(out int value) || value < 0)
+                {
+                    throw new InvalidDataException($"{path}: added token {token.GetRawText()} needs a string 'content' and a non-negative integer 'id'.");
+                }
+
+                special[content.GetString()!] = value;
             }
         }
 
@@ -294,6 +323,11 @@ public sealed class BpeTokenizer : ITokenizer
             bytes.Clear();
         }
     }
+
+    private static JsonElement Required(JsonElement parent, string name, JsonValueKind kind, string path, string owner) =>
+        parent.TryGetProperty(name, out JsonElement value) && value.ValueKind == kind
+            ? value
+            : throw new InvalidDataException($"{path}: {owner} has no '{name}' {kind.ToString().ToLowerInvariant()}.");
 
     private static (string, string) Split(string merge, string path)
     {
