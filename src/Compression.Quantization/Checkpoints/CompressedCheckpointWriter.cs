@@ -63,6 +63,26 @@ public sealed class CompressedCheckpointWriter
         _modules.Add((module, CompressedTensorsCodec.FormatOf(weight), CompressedTensorsCodec.WeightArguments(weight)));
     }
 
+    /// <summary>
+    /// Adds a quantized module already encoded (by <see cref="CompressedTensorsCodec.Encode"/>), its tensors' bytes
+    /// produced when the file is written: the streaming path copies them from its journal.
+    /// </summary>
+    internal void AddEncoded(string module, string format, JsonObject arguments,
+        IEnumerable<(string Name, SafetensorsDType DType, long[] Shape, Action<Stream> Write)> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        foreach ((string name, SafetensorsDType dtype, long[] shape, Action<Stream> write) in tensors)
+        {
+            AddDense(name, dtype, shape, write);
+        }
+
+        foreach ((string key, string value) in metadata)
+        {
+            _metadata[key] = value;
+        }
+
+        _modules.Add((module, format, arguments));
+    }
+
     /// <summary>The modules added quantized, in the order added.</summary>
     public IReadOnlyList<string> QuantizedModules => _modules.Select(m => m.Module).ToArray();
 
