@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Linq;
 using System.Threading;
 using Compression.Quantization.Formats;
 using Compression.Tensors;
@@ -118,10 +119,12 @@ public abstract class NumberFormat
 
         if (name.StartsWith("int", StringComparison.Ordinal) && int.TryParse(name.AsSpan(3), out int bits))
         {
-            return Int(bits);
+            return bits is >= 2 and <= 8
+                ? Int(bits)
+                : throw new ArgumentException($"Number format '{name}' has {bits} bits; integer formats have 2 to 8.", nameof(name));
         }
 
-        throw new ArgumentException($"Unknown number format '{name}'.", nameof(name));
+        throw new ArgumentException($"Unknown number format '{name}' (known: {string.Join(", ", All.Select(f => f.Name))}, or int2 to int8).", nameof(name));
     }
 
     /// <inheritdoc/>

@@ -49,7 +49,7 @@ public sealed class RoundToNearestQuantizer : ICompressor
         context.CancellationToken.ThrowIfCancellationRequested();
         if (weight.Rank != 2)
         {
-            throw new ArgumentException($"rtn: the weight must be a matrix [out, in]; got rank {weight.Rank}.", nameof(weight));
+            throw new ArgumentException($"rtn: the weight must be a matrix [out, in]; got shape [{string.Join(", ", weight.Shape.ToArray())}].", nameof(weight));
         }
 
         Options.Validate(weight.Rows, weight.Columns);
@@ -70,7 +70,7 @@ public sealed class RoundToNearestQuantizer : ICompressor
         ArgumentNullException.ThrowIfNull(storage);
         if (weight.Rank != 2)
         {
-            throw new ArgumentException($"rtn: the weight must be a matrix [out, in]; got rank {weight.Rank}.", nameof(weight));
+            throw new ArgumentException($"rtn: the weight must be a matrix [out, in]; got shape [{string.Join(", ", weight.Shape.ToArray())}].", nameof(weight));
         }
 
         if (storage.Options != Options || storage.Rows != weight.Rows || storage.Columns != weight.Columns)
