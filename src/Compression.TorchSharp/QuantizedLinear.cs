@@ -26,7 +26,8 @@ namespace Compression.TorchSharp;
 /// </remarks>
 public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
 {
-    private readonly Parameter? _bias;
+    // Looked up on every use: Module.to(dtype/device) replaces parameter objects, and a field would keep the disposed one.
+    private Parameter? _bias => get_parameter("bias");
     private Parameter? _trainedScales;
     private Tensor? _unscaled;
     private Tensor? _scaleIndex;
@@ -45,8 +46,7 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
                 throw new ArgumentException($"The bias has shape [{string.Join(", ", bias.shape)}]; [{weight.Rows}] expected.", nameof(bias));
             }
 
-            _bias = new Parameter(bias.detach().to(ScalarType.Float32).clone(), requires_grad: false);
-            register_parameter("bias", _bias);
+            register_parameter("bias", new Parameter(bias.detach().to(ScalarType.Float32).clone(), requires_grad: false));
         }
     }
 
@@ -69,11 +69,14 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         {
             using var scope = NewDisposeScope();
             Tensor scales = _trainedScales.index_select(0, _scaleIndex!).view(OutFeatures, InFeatures);
-            return nn.functional.linear(input, _unscaled! * scales, _bias).MoveToOuterDisposeScope();
+            return nn.functional.linear(input, As(_unscaled! * scales, input.dtype)!, As(_bias, input.dtype)).MoveToOuterDisposeScope();
         }
 
-        using Tensor weight = Weight.Decompress().ToTorchTensor(device: input.device);
-        return nn.functional.linear(input, weight, _bias);
+        // The weight is dequantized in float32 and cast to the activations' dtype (as vLLM's and llm-compressor's
+        // kernels do), so a model converted with to(bfloat16) runs; for float32 activations the casts are no-ops.
+        using var forwardScope = NewDisposeScope();
+        Tensor weight = As(Weight.Decompress().ToTorchTensor(device: input.device), input.dtype)!;
+        return nn.functional.linear(input, weight, As(_bias, input.dtype)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Whether the weight's scales can train: a <see cref="QuantizedTensor"/> (or GPTQ's) whose scales are
@@ -134,4 +137,7 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         _scaleIndex!.Dispose();
         (_trainedScales, _unscaled, _scaleIndex) = (null, null, null);
     }
+
+    // Never returns a new alias of a tensor already in the wanted dtype (a parameter must not land in a dispose scope).
+    private static Tensor? As(Tensor? tensor, ScalarType dtype) => tensor is null || tensor.dtype == dtype ? tensor : tensor.to(dtype);
 }

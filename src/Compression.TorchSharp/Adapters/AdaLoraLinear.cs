@@ -20,7 +20,9 @@ namespace Compression.TorchSharp.Adapters;
 /// names: <c>lora_A</c> = Q, <c>lora_B</c> = P, <c>lora_E</c> = λ as [r, 1].</remarks>
 public sealed class AdaLoraLinear : AdapterLinear
 {
-    private readonly Parameter _p, _lambda, _q;
+    private Parameter _p => RegisteredParameter("lora_B");
+    private Parameter _lambda => RegisteredParameter("lora_E");
+    private Parameter _q => RegisteredParameter("lora_A");
     private readonly bool[] _active;
 
     /// <summary>Wraps <paramref name="baseLayer"/> with a rank-<see cref="LoraOptions.Rank"/> SVD-form adapter.</summary>
@@ -40,14 +42,11 @@ public sealed class AdaLoraLinear : AdapterLinear
         using (Tensor q = torch.randn([Rank, InFeatures], ScalarType.Float32, generator: generator))
         using (Tensor p = torch.randn([OutFeatures, Rank], ScalarType.Float32, generator: generator))
         {
-            _q = new Parameter(q * 0.02, requires_grad: true);
-            _p = new Parameter(p * 0.02, requires_grad: true);
+            register_parameter("lora_A", new Parameter(q * 0.02, requires_grad: true));
+            register_parameter("lora_B", new Parameter(p * 0.02, requires_grad: true));
         }
 
-        _lambda = new Parameter(torch.zeros(Rank, 1), requires_grad: true);
-        register_parameter("lora_A", _q);
-        register_parameter("lora_E", _lambda);
-        register_parameter("lora_B", _p);
+        register_parameter("lora_E", new Parameter(torch.zeros(Rank, 1), requires_grad: true));
     }
 
     /// <inheritdoc/>

@@ -53,6 +53,12 @@ public abstract class AdapterLinear : nn.Module<Tensor, Tensor>
     /// <summary>The frozen base layer.</summary>
     public nn.Module<Tensor, Tensor> BaseLayer => _baseLayer;
 
+    /// <summary>A parameter this adapter registered, looked up by name on every use.</summary>
+    /// <remarks><c>Module.to(dtype)</c> and <c>to(device)</c> replace parameter objects; a field would keep the disposed
+    /// one.</remarks>
+    private protected Parameter RegisteredParameter(string name) =>
+        get_parameter(name) ?? throw new InvalidOperationException($"{GetType().Name} has no parameter '{name}'.");
+
     /// <summary>Input features.</summary>
     public long InFeatures { get; }
 

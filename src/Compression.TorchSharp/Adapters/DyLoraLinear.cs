@@ -22,7 +22,8 @@ namespace Compression.TorchSharp.Adapters;
 /// </remarks>
 public sealed class DyLoraLinear : AdapterLinear
 {
-    private readonly Parameter _a, _b;
+    private Parameter _a => RegisteredParameter("lora_A");
+    private Parameter _b => RegisteredParameter("lora_B");
     private readonly Random _sampler;
 
     /// <summary>Wraps <paramref name="baseLayer"/> with nested adapters up to rank <see cref="LoraOptions.Rank"/>.</summary>
@@ -38,10 +39,8 @@ public sealed class DyLoraLinear : AdapterLinear
         _sampler = new Random(seed ?? options.Seed);
         using var noGrad = torch.no_grad();
         using var generator = new Generator((ulong)(seed ?? options.Seed));
-        _a = new Parameter(KaimingUniform(MaxRank, InFeatures, generator), requires_grad: true);
-        _b = new Parameter(torch.zeros(OutFeatures, MaxRank), requires_grad: true);
-        register_parameter("lora_A", _a);
-        register_parameter("lora_B", _b);
+        register_parameter("lora_A", new Parameter(KaimingUniform(MaxRank, InFeatures, generator), requires_grad: true));
+        register_parameter("lora_B", new Parameter(torch.zeros(OutFeatures, MaxRank), requires_grad: true));
     }
 
     /// <inheritdoc/>

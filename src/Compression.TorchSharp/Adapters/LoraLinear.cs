@@ -29,8 +29,9 @@ namespace Compression.TorchSharp.Adapters;
 /// </example>
 public sealed class LoraLinear : AdapterLinear
 {
-    private readonly Parameter _a, _b;
-    private readonly Parameter? _magnitude;
+    private Parameter _a => RegisteredParameter("lora_A");
+    private Parameter _b => RegisteredParameter("lora_B");
+    private Parameter? _magnitude => get_parameter("lora_magnitude_vector");
 
     /// <summary>Wraps <paramref name="baseLayer"/> (kept, frozen) with a rank-<see cref="LoraOptions.Rank"/> adapter.</summary>
     /// <param name="baseLayer"><c>nn.Linear</c> or <see cref="QuantizedLinear"/>.</param>
@@ -61,15 +62,12 @@ public sealed class LoraLinear : AdapterLinear
             b = torch.zeros(OutFeatures, Rank);
         }
 
-        _a = new Parameter(a, requires_grad: true);
-        _b = new Parameter(b, requires_grad: true);
-        register_parameter("lora_A", _a);
-        register_parameter("lora_B", _b);
+        register_parameter("lora_A", new Parameter(a, requires_grad: true));
+        register_parameter("lora_B", new Parameter(b, requires_grad: true));
         if (options.UseDora)
         {
             using Tensor weight = BaseWeight();
-            _magnitude = new Parameter(RowNorms(weight), requires_grad: true);
-            register_parameter("lora_magnitude_vector", _magnitude);
+            register_parameter("lora_magnitude_vector", new Parameter(RowNorms(weight), requires_grad: true));
         }
     }
 
@@ -154,7 +152,8 @@ public sealed class LoraLinear : AdapterLinear
         using Tensor squares = wide.pow(2);
         using Tensor sums = squares.sum(1);
         using Tensor norms = sums.sqrt();
-        return norms.to(ScalarType.Float32);
+        // In the weight's dtype, so a model converted with to(bfloat16) stays in bfloat16 (float32 for float32 weights).
+        return norms.to(weight.dtype);
     }
 
     /// <summary>PiSSA: with W = U·Σ·Vᵀ (float64), B = U_r·√(Σ_r/s), A = √(Σ_r/s)·V_rᵀ so that s·B·A is the best rank-r

@@ -18,8 +18,10 @@ namespace Compression.TorchSharp.Adapters;
 /// paper and PEFT. There is no α: the trained vectors carry the scale.</remarks>
 public sealed class VeraLinear : AdapterLinear
 {
-    private readonly Tensor _a, _b;
-    private readonly Parameter _lambdaD, _lambdaB;
+    private Tensor _a => get_buffer("vera_A") ?? throw new InvalidOperationException("VeraLinear has no buffer 'vera_A'.");
+    private Tensor _b => get_buffer("vera_B") ?? throw new InvalidOperationException("VeraLinear has no buffer 'vera_B'.");
+    private Parameter _lambdaD => RegisteredParameter("vera_lambda_d");
+    private Parameter _lambdaB => RegisteredParameter("vera_lambda_b");
 
     /// <summary>Wraps <paramref name="baseLayer"/> with vectors over the shared <paramref name="projections"/>.</summary>
     /// <exception cref="ArgumentException">The projections are narrower than the layer, or their rank exceeds min(in, out).</exception>
@@ -37,14 +39,10 @@ public sealed class VeraLinear : AdapterLinear
         Options = options;
         Projections = projections;
         // Views of the shared pair: registered as buffers so they follow the module, never trained, one storage.
-        _a = projections.A.narrow(1, 0, InFeatures);
-        _b = projections.B.narrow(0, 0, OutFeatures);
-        register_buffer("vera_A", _a, persistent: false);
-        register_buffer("vera_B", _b, persistent: false);
-        _lambdaD = new Parameter(torch.full(projections.Rank, options.VeraInitialD, ScalarType.Float32), requires_grad: true);
-        _lambdaB = new Parameter(torch.zeros(OutFeatures), requires_grad: true);
-        register_parameter("vera_lambda_d", _lambdaD);
-        register_parameter("vera_lambda_b", _lambdaB);
+        register_buffer("vera_A", projections.A.narrow(1, 0, InFeatures), persistent: false);
+        register_buffer("vera_B", projections.B.narrow(0, 0, OutFeatures), persistent: false);
+        register_parameter("vera_lambda_d", new Parameter(torch.full(projections.Rank, options.VeraInitialD, ScalarType.Float32), requires_grad: true));
+        register_parameter("vera_lambda_b", new Parameter(torch.zeros(OutFeatures), requires_grad: true));
     }
 
     /// <inheritdoc/>
@@ -64,7 +62,7 @@ public sealed class VeraLinear : AdapterLinear
     {
         using var scope = NewDisposeScope();
         Tensor x = Options.Dropout > 0 ? nn.functional.dropout(input, Options.Dropout, training) : input;
-        Tensor update = nn.functional.linear(nn.functional.linear(x, _a) * _lambdaD, _b) * _lambdaB;
+        Tensor update = nn.functional.linear(nn.functional.linear(x, InDtype(_a, x.dtype)) * _lambdaD, InDtype(_b, x.dtype)) * _lambdaB;
         return (BaseLayer.call(input) + update).MoveToOuterDisposeScope();
     }
 
@@ -72,7 +70,7 @@ public sealed class VeraLinear : AdapterLinear
     protected override Tensor MergedWeight(Tensor weight)
     {
         using var scope = NewDisposeScope();
-        Tensor delta = (_b * _lambdaD.detach().unsqueeze(0) * _lambdaB.detach().unsqueeze(1)).matmul(_a);
+        Tensor delta = (InDtype(_b, weight.dtype) * _lambdaD.detach().unsqueeze(0) * _lambdaB.detach().unsqueeze(1)).matmul(InDtype(_a, weight.dtype));
         return (weight + delta).MoveToOuterDisposeScope();
     }
 
@@ -81,4 +79,8 @@ public sealed class VeraLinear : AdapterLinear
         yield return ("vera_lambda_b", _lambdaB);
         yield return ("vera_lambda_d", _lambdaD);
     }
+
+    // The shared projections are non-persistent buffers, which Module.to(dtype) leaves as they are: cast them to the
+    // activations' dtype here (never aliasing one already in that dtype into a dispose scope).
+    private static Tensor InDtype(Tensor tensor, ScalarType dtype) => tensor.dtype == dtype ? tensor : tensor.to(dtype);
 }

@@ -213,8 +213,7 @@ public sealed class Gpt2LMHeadModel : CausalLanguageModel
             Tensor k = qkv[1].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor v = qkv[2].view(batch, time, _heads, headDimension).transpose(1, 2);
             Tensor scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(headDimension);
-            scores = scores + LlamaForCausalLM.CausalMask(time, input.device);
-            Tensor probabilities = scores.softmax(-1);
+            Tensor probabilities = LlamaForCausalLM.CausalSoftmax(scores);
             Capture?.Add(probabilities.DetachFromDisposeScope());
             Tensor output = probabilities.matmul(v).transpose(1, 2).contiguous().view(batch, time, inner);
             return _projection.call(output).MoveToOuterDisposeScope();

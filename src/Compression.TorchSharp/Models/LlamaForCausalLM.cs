@@ -216,6 +216,7 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
             Tensor k = _k.call(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
             Tensor v = _v.call(input).view(batch, time, _kvHeads, _headDimension).transpose(1, 2);
             (Tensor cos, Tensor sin) = Rotary(time, input.device);
+            (cos, sin) = (cos.to(q.dtype), sin.to(q.dtype));
             q = q * cos + RotateHalf(q) * sin;
             k = k * cos + RotateHalf(k) * sin;
             if (_kvHeads < _heads)
@@ -226,8 +227,7 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
             }
 
             Tensor scores = q.matmul(k.transpose(-2, -1)) * (1.0 / Math.Sqrt(_headDimension));
-            scores = scores + CausalMask(time, input.device);
-            Tensor probabilities = scores.softmax(-1);
+            Tensor probabilities = CausalSoftmax(scores);
             Capture?.Add(probabilities.DetachFromDisposeScope());
             Tensor output = probabilities.matmul(v).transpose(1, 2).contiguous().view(batch, time, _heads * _headDimension);
             return _o.call(output).MoveToOuterDisposeScope();
@@ -303,6 +303,20 @@ public sealed class LlamaForCausalLM : CausalLanguageModel, ILinearOwner
         module as Linear ?? throw new InvalidOperationException("Structured pruning needs dense linear layers: prune structure before packing or quantizing.");
 
     /// <summary>0 on and below the diagonal, −∞ above: position t attends to positions ≤ t.</summary>
-    internal static Tensor CausalMask(long time, Device device) =>
-        torch.triu(torch.full(time, time, float.NegativeInfinity, device: device), 1);
+    internal static Tensor CausalMask(long time, Device device, ScalarType dtype = ScalarType.Float32) =>
+        torch.triu(torch.full(time, time, float.NegativeInfinity, dtype: dtype, device: device), 1);
+
+    /// <summary>
+    /// Softmax over the last dimension of [batch, heads, time, time] scores with the causal mask added. The mask takes
+    /// the scores' dtype (a float32 mask would promote bfloat16 scores, and libtorch aborts the process on the
+    /// mixed-dtype product that follows); bfloat16/float16 scores are normalised in float32 and cast back, as Hugging
+    /// Face does.
+    /// </summary>
+    internal static Tensor CausalSoftmax(Tensor scores)
+    {
+        Tensor masked = scores + CausalMask(scores.shape[^1], scores.device, scores.dtype);
+        return scores.dtype is ScalarType.BFloat16 or ScalarType.Float16
+            ? masked.softmax(-1, ScalarType.Float32).to(scores.dtype)
+            : masked.softmax(-1);
+    }
 }
