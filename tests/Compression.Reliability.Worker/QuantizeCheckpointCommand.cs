@@ -9,12 +9,13 @@ using Compression.Quantization.Checkpoints;
 namespace Compression.Reliability.Worker;
 
 /// <summary>
-/// <c>quantize-checkpoint &lt;in&gt; &lt;out&gt; &lt;preset&gt; [--crash-after N] [--cancel-after N] [--resume never] [--reference]</c>:
+/// <c>quantize-checkpoint &lt;in&gt; &lt;out&gt; &lt;preset&gt; [--crash-after N] [--cancel-after N] [--resume never] [--reference] [--progress]</c>:
 /// runs <see cref="CheckpointQuantizer"/> (or, with <c>--reference</c>, the in-memory reference path) and prints one
 /// JSON line: modules, how many were resumed/computed, sizes, wall time, peak memory (VmHWM, sampled peak RssAnon, GC
 /// figures). <c>--crash-after N</c> kills the process with SIGKILL as soon as the N-th computed module is in the journal
 /// (a deterministic crash); <c>--cancel-after N</c> cancels the token from a dedicated thread at that point and exits
-/// with 3 on <see cref="OperationCanceledException"/>.
+/// with 3 on <see cref="OperationCanceledException"/>; <c>--progress</c> prints <c>progress &lt;n&gt; &lt;stage&gt;</c> per module
+/// (flushed), so a parent can kill it at a chosen module.
 /// </summary>
 [WorkerCommand("quantize-checkpoint")]
 internal static class QuantizeCheckpointCommand
@@ -56,8 +57,15 @@ internal static class QuantizeCheckpointCommand
             else
             {
                 int computed = 0;
+                bool printProgress = args.Contains("--progress");
                 var progress = new CallbackProgress(p =>
                 {
+                    if (printProgress)
+                    {
+                        Console.WriteLine($"progress {p.Completed} {p.Stage}");
+                        Console.Out.Flush();
+                    }
+
                     if (p.Stage != "quantize")
                     {
                         return;

@@ -20,8 +20,9 @@ namespace Compression.Quantization.Checkpoints;
 /// <remarks>
 /// The output depends only on what was added, never on the order: tensors are written sorted by name and the
 /// metadata by key, so the model path (<c>CompressedModels.Save</c>) and the streaming path
-/// (<see cref="CheckpointQuantizer"/>) produce the same bytes for the same weights. Both files are written to a
-/// temporary file and renamed into place, the weights first, so a folder never pairs a new config with old weights.
+/// (<see cref="CheckpointQuantizer"/>) produce the same bytes for the same weights. Both files are written completely
+/// to hidden temporary files and then renamed into place back to back, the weights first, so a folder never pairs a new
+/// config with old weights and no file under a final name is ever partial.
 /// </remarks>
 public sealed class CompressedCheckpointWriter
 {
@@ -110,11 +111,16 @@ public sealed class CompressedCheckpointWriter
             writer.SetMetadata(key, value);
         }
 
-        writer.Save(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName));
         var output = (JsonObject)config.DeepClone();
         output["quantization_config"] = QuantizationConfig(ignore);
         string json = output.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.Write(Path.Combine(folder, "config.json"), stream => stream.Write(Encoding.UTF8.GetBytes(json)));
+
+        // Both files complete on disk under hidden names first, then two renames back to back: a kill leaves the old
+        // pair, the new pair, or (in the microseconds between the renames) new weights beside the old config.
+        using PreparedAtomicFile weights = AtomicFile.Prepare(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), writer.WriteTo);
+        using PreparedAtomicFile configFile = AtomicFile.Prepare(Path.Combine(folder, "config.json"), stream => stream.Write(Encoding.UTF8.GetBytes(json)));
+        weights.Commit();
+        configFile.Commit();
     }
 
     private JsonObject QuantizationConfig(IEnumerable<string> ignore)
