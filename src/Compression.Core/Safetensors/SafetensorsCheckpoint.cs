@@ -181,10 +181,18 @@ public sealed class SafetensorsCheckpoint : IDisposable
             throw new InvalidDataException($"Index '{indexPath}' is {info.Length} bytes; at most {SafetensorsHeader.MaxHeaderLength} are accepted.");
         }
 
+        byte[] bytes = File.ReadAllBytes(indexPath);
+        // JsonDocument checks a string's UTF-8 only when the string is read, and then throws InvalidOperationException
+        // (found by fuzzing: a damaged byte inside a shard name); check all of it first, as the header parser does.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            throw new InvalidDataException($"Index '{indexPath}' is not valid UTF-8.");
+        }
+
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(indexPath), new JsonDocumentOptions { MaxDepth = 8 });
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 8 });
         }
         catch (JsonException e)
         {

@@ -73,18 +73,39 @@ public static class HuggingFaceModels
     public static CausalLanguageModel CreateFromConfig(string configJson, string source = "config.json")
     {
         ArgumentNullException.ThrowIfNull(configJson);
+        return ParseConfig(configJson, source) switch
+        {
+            LlamaConfig llama => new LlamaForCausalLM(llama),
+            Gpt2Config gpt2 => new Gpt2LMHeadModel(gpt2),
+            var other => throw new InvalidOperationException($"ParseConfig returned a {other.GetType()}."),
+        };
+    }
+
+    /// <summary>Reads the architecture and its config record (<see cref="LlamaConfig"/> or <see cref="Gpt2Config"/>)
+    /// from the text of a config.json, without creating a model.</summary>
+    /// <exception cref="NotSupportedException">The architecture is not supported.</exception>
+    /// <exception cref="InvalidDataException">The text is not a JSON object, or the config is invalid.</exception>
+    internal static object ParseConfig(string configJson, string source)
+    {
         using JsonDocument document = ParseJson(configJson, source);
         JsonElement root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidDataException($"{source}: the config is a JSON {root.ValueKind}, not an object.");
+        }
+
         string? architecture = null;
         if (root.TryGetProperty("architectures", out JsonElement list) && list.ValueKind == JsonValueKind.Array && list.GetArrayLength() > 0)
         {
-            architecture = list[0].GetString();
+            architecture = list[0].ValueKind == JsonValueKind.String
+                ? list[0].GetString()
+                : throw new InvalidDataException($"{source}: 'architectures' starts with {list[0]}, not a class name.");
         }
 
         return architecture switch
         {
-            "LlamaForCausalLM" => new LlamaForCausalLM(LlamaConfig.Parse(root, source)),
-            "GPT2LMHeadModel" => new Gpt2LMHeadModel(Gpt2Config.Parse(root, source)),
+            "LlamaForCausalLM" => LlamaConfig.Parse(root, source),
+            "GPT2LMHeadModel" => Gpt2Config.Parse(root, source),
             null => throw new InvalidDataException($"{source}: no 'architectures' entry; expected one of {string.Join(", ", SupportedArchitectures)}."),
             _ => throw new NotSupportedException(
                 $"{source}: architecture '{architecture}' is not supported; supported: {string.Join(", ", SupportedArchitectures)}."),
