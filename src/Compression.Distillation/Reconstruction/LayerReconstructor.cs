@@ -150,7 +150,7 @@ public static class LayerReconstructor
     {
         if (weight.Rank != 2)
         {
-            throw new ArgumentException($"reconstruct: the weight must be a matrix [out, in]; got rank {weight.Rank}.", nameof(weight));
+            throw new ArgumentException($"reconstruct: the weight must be a matrix [out, in]; got shape [{string.Join(", ", weight.Shape.ToArray())}].", nameof(weight));
         }
 
         if (weight.Rows != compressed.Rows || weight.Columns != compressed.Columns)
