@@ -144,6 +144,7 @@ public static class CheckpointQuantizer
         var modules = new List<CheckpointModule>();
         long before = 0, after = 0;
         int resumed = 0;
+        float[] decoded = [];
         foreach (SafetensorsTensorInfo info in checkpoint.Tensors)
         {
             string module = ModuleOf(info.Name);
@@ -167,9 +168,21 @@ public static class CheckpointQuantizer
             {
                 resumed++;
             }
+
             if (entry is null)
             {
-                DenseTensor weight = checkpoint.ReadDense(info.Name);
+                // One float32 buffer, grown to the largest weight and reused: the decoded copy is the biggest allocation
+                // per weight, and reusing it spares the GC a large-object collection per layer. The compressed result
+                // is encoded into the journal before the buffer is overwritten.
+                int[] shape = info.GetInt32Shape();
+                int length = checked(shape[0] * shape[1]);
+                if (decoded.Length < length)
+                {
+                    decoded = new float[length];
+                }
+
+                var weight = new DenseTensor(decoded.AsMemory(0, length), shape);
+                checkpoint.FileOf(info.Name).ReadDense(info.Name, weight.Span);
                 if (gpt2 && IsConv1D(module))
                 {
                     weight = Transpose(weight);
