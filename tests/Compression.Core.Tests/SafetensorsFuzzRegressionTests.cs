@@ -25,4 +25,21 @@ public class SafetensorsFuzzRegressionTests
         InvalidDataException e = Assert.Throws<InvalidDataException>(() => SafetensorsCheckpoint.Open(folder.Path).Dispose());
         Assert.Contains("not valid UTF-8", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void ReadDense_ValidEmptyTensorWithADimensionBeyondInt32_ThrowsTheDocumentedNotSupportedException()
+    {
+        // Zero elements, so the header is valid and the tensor has no bytes; DenseTensor's int dimensions cannot hold
+        // it. The fuzzer's safetensors target treats NotSupportedException as documented only since ReadDense says so.
+        byte[] header = Encoding.UTF8.GetBytes("{\"t\":{\"dtype\":\"F32\",\"shape\":[0,3000000000],\"data_offsets\":[0,0]}}");
+        byte[] file = [.. BitConverter.GetBytes((ulong)header.Length), .. header];
+        using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
+        string path = folder.File("model.safetensors");
+        File.WriteAllBytes(path, file);
+
+        using SafetensorsFile opened = SafetensorsFile.Open(path);
+        Assert.Equal(0, opened.GetBytes("t").Length);
+        NotSupportedException e = Assert.Throws<NotSupportedException>(() => opened.ReadDense("t"));
+        Assert.Contains("GetBytes", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -106,6 +106,9 @@ public sealed class SafetensorsCheckpoint : IDisposable
     public ReadOnlySpan<byte> GetBytes(string name) => FileOf(name).GetBytes(name);
 
     /// <summary>Reads a tensor as float32.</summary>
+    /// <exception cref="KeyNotFoundException">No tensor has that name.</exception>
+    /// <exception cref="NotSupportedException">Its dimensions do not fit a <see cref="DenseTensor"/> (see
+    /// <see cref="SafetensorsFile.ReadDense(string)"/>).</exception>
     public DenseTensor ReadDense(string name) => FileOf(name).ReadDense(name);
 
     /// <summary>Closes every shard.</summary>

@@ -195,6 +195,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     /// <summary>Reads a tensor as float32, converting from its stored dtype (exactly, for every floating dtype).</summary>
     /// <exception cref="KeyNotFoundException">No tensor has that name.</exception>
+    /// <exception cref="NotSupportedException">A dimension exceeds <see cref="int.MaxValue"/> or the element count
+    /// exceeds <see cref="Array.MaxLength"/> (a valid file may hold such a tensor, e.g. of shape [0, 3000000000]); read
+    /// it with <see cref="GetBytes(string, long, int)"/>.</exception>
     public DenseTensor ReadDense(string name)
     {
         SafetensorsTensorInfo info = GetInfo(name);

@@ -237,12 +237,13 @@ public static class CompressedTensorsCodec
         ArgumentNullException.ThrowIfNull(checkpoint);
         ArgumentException.ThrowIfNullOrEmpty(module);
         ArgumentNullException.ThrowIfNull(weightArguments);
+        CheckNoDuplicateKeys(weightArguments, "weights");
         string prefix = module + ".";
         int bits = Int(weightArguments, "num_bits", module);
         string type = Str(weightArguments, "type", module) ?? "int";
-        bool symmetric = weightArguments["symmetric"]?.GetValue<bool>() ?? true;
+        bool symmetric = Bool(weightArguments, "symmetric", module) ?? true;
         string strategy = Str(weightArguments, "strategy", module) ?? "tensor";
-        int? groupSize = weightArguments["group_size"] is JsonNode g ? g.GetValue<int>() : null;
+        int? groupSize = weightArguments["group_size"] is null ? null : Int(weightArguments, "group_size", module);
         QuantizedTensor q;
         int rows, columns;
         switch (format)
@@ -301,7 +302,7 @@ public static class CompressedTensorsCodec
                     throw Bad(module, "the FP8 weight must be a matrix");
                 }
 
-                (rows, columns) = (checked((int)info.Shape[0]), checked((int)info.Shape[1]));
+                (rows, columns) = (Dimension(info.Shape[0], info.Name), Dimension(info.Shape[1], info.Name));
                 Granularity granularity = GranularityOf(strategy, groupSize, module);
                 byte[] codes = checkpoint.GetBytes(prefix + "weight").ToArray();
                 (float[] scales, ScaleEncoding encoding) = ReadScales(checkpoint, prefix, new ScaleLayout(granularity, rows, columns), granularity);
@@ -319,7 +320,7 @@ public static class CompressedTensorsCodec
                     throw Bad(module, "weight_packed must be a matrix");
                 }
 
-                (rows, columns) = (checked((int)info.Shape[0]), checked((int)info.Shape[1] * 2));
+                (rows, columns) = (Dimension(info.Shape[0], info.Name), Dimension(info.Shape[1] * 2, info.Name));
                 int block = nv ? Nvfp4Format.BlockSize : MicroscalingFormat.BlockSize;
                 if (columns % block != 0)
                 {
@@ -381,7 +382,8 @@ public static class CompressedTensorsCodec
     {
         ArgumentNullException.ThrowIfNull(quantizationConfig);
         ArgumentNullException.ThrowIfNull(checkpoint);
-        if (quantizationConfig["quant_method"]?.GetValue<string>() != "compressed-tensors")
+        CheckNoDuplicateKeys(quantizationConfig, "quantization_config");
+        if (ConfigString(quantizationConfig, "quant_method", "quantization_config") != "compressed-tensors")
         {
             throw new InvalidDataException("quantization_config.quant_method is not 'compressed-tensors'.");
         }
@@ -390,8 +392,13 @@ public static class CompressedTensorsCodec
         var candidates = checkpoint.Tensors.Select(t => t.Name)
             .Where(n => n.EndsWith(".weight_packed", StringComparison.Ordinal) || n.EndsWith(".weight_scale", StringComparison.Ordinal))
             .Select(n => n[..n.LastIndexOf('.')]).Distinct().ToList();
-        string[] ignore = (quantizationConfig["ignore"] as JsonArray)?.Select(n => n!.GetValue<string>()).ToArray() ?? [];
-        string topFormat = quantizationConfig["format"]?.GetValue<string>() ?? PackQuantized;
+        if (candidates.Contains(""))
+        {
+            throw new InvalidDataException("The checkpoint has a quantized tensor without a module name ('.weight_packed' or '.weight_scale').");
+        }
+
+        string[] ignore = quantizationConfig["ignore"] is JsonArray ignoreList ? Strings(ignoreList, "quantization_config.ignore") : [];
+        string topFormat = ConfigString(quantizationConfig, "format", "quantization_config") ?? PackQuantized;
         var result = new Dictionary<string, (string, JsonObject)>(StringComparer.Ordinal);
         if (quantizationConfig["config_groups"] is not JsonObject groups)
         {
@@ -410,10 +417,11 @@ public static class CompressedTensorsCodec
                 throw new InvalidDataException($"quantization_config.config_groups.{groupName} quantizes activations; only weight-only checkpoints are read.");
             }
 
-            string format = group["format"]?.GetValue<string>() ?? topFormat;
+            string format = ConfigString(group, "format", $"quantization_config.config_groups.{groupName}") ?? topFormat;
+            string[] targetPatterns = Strings(targets, $"quantization_config.config_groups.{groupName}.targets");
             foreach (string module in candidates)
             {
-                if (!result.ContainsKey(module) && targets.Any(t => Matches(t!.GetValue<string>(), module)) && !ignore.Any(i => Matches(i, module)))
+                if (!result.ContainsKey(module) && targetPatterns.Any(t => Matches(t, module)) && !ignore.Any(i => Matches(i, module)))
                 {
                     result[module] = (format, weights);
                 }
@@ -425,9 +433,35 @@ public static class CompressedTensorsCodec
 
     // ---- helpers ----
 
-    private static bool Matches(string pattern, string module) =>
-        pattern == "Linear" || pattern == module ||
-        (pattern.StartsWith("re:", StringComparison.Ordinal) && System.Text.RegularExpressions.Regex.IsMatch(module, "^(?:" + pattern[3..] + ")$"));
+    /// <summary>Bounds a <c>re:</c> pattern's match: the pattern comes from the file, and a catastrophic one must not hang the reader.</summary>
+    private static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(1);
+
+    private static bool Matches(string pattern, string module)
+    {
+        if (pattern == "Linear" || pattern == module)
+        {
+            return true;
+        }
+
+        if (!pattern.StartsWith("re:", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        try
+        {
+            return System.Text.RegularExpressions.Regex.IsMatch(module, "^(?:" + pattern[3..] + ")$",
+                System.Text.RegularExpressions.RegexOptions.None, MatchTimeout);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"quantization_config: '{pattern}' is not a valid regular expression ({e.Message}).", e);
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException e)
+        {
+            throw new InvalidDataException($"quantization_config: matching '{pattern}' against '{module}' took longer than {MatchTimeout.TotalSeconds} s.", e);
+        }
+    }
 
     private static (QuantizedTensor Quantized, int[]? Permutation) Unwrap(CompressedTensor tensor)
     {
@@ -721,6 +755,85 @@ public static class CompressedTensorsCodec
         {
             throw Bad(module, $"'{key}' is not a string");
         }
+    }
+
+    /// <summary>A dimension read from a tensor's shape, which must fit an <see cref="int"/>.</summary>
+    private static int Dimension(long value, string name) =>
+        value is >= 0 and <= int.MaxValue ? (int)value : throw new InvalidDataException($"{name} has a dimension of {value}; at most {int.MaxValue} is supported.");
+
+    /// <summary>
+    /// A <see cref="JsonObject"/> parsed from text with a key twice throws <see cref="ArgumentException"/> on first
+    /// access (found by fuzzing); refuse such a config up front, as the malformed input it is.
+    /// </summary>
+    private static void CheckNoDuplicateKeys(JsonNode? node, string path)
+    {
+        try
+        {
+            switch (node)
+            {
+                case JsonObject obj:
+                    foreach ((string key, JsonNode? child) in obj)
+                    {
+                        CheckNoDuplicateKeys(child, $"{path}.{key}");
+                    }
+
+                    break;
+                case JsonArray array:
+                    for (int i = 0; i < array.Count; i++)
+                    {
+                        CheckNoDuplicateKeys(array[i], $"{path}[{i}]");
+                    }
+
+                    break;
+            }
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path} has a key twice ({e.Message}).", e);
+        }
+    }
+
+    private static bool? Bool(JsonObject args, string key, string module)
+    {
+        try
+        {
+            return args[key]?.GetValue<bool>();
+        }
+        catch (Exception e) when (e is FormatException or InvalidOperationException)
+        {
+            throw Bad(module, $"'{key}' is not true or false");
+        }
+    }
+
+    /// <summary>An optional string field of the config (null when absent or null); any other JSON type is refused.</summary>
+    private static string? ConfigString(JsonObject node, string key, string path)
+    {
+        try
+        {
+            return node[key]?.GetValue<string>();
+        }
+        catch (Exception e) when (e is FormatException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}.{key} is not a string.", e);
+        }
+    }
+
+    private static string[] Strings(JsonArray array, string path)
+    {
+        var result = new string[array.Count];
+        for (int i = 0; i < result.Length; i++)
+        {
+            try
+            {
+                result[i] = array[i]?.GetValue<string>() ?? throw new InvalidDataException($"{path}[{i}] is null, not a string.");
+            }
+            catch (Exception e) when (e is FormatException or InvalidOperationException)
+            {
+                throw new InvalidDataException($"{path}[{i}] is not a string.", e);
+            }
+        }
+
+        return result;
     }
 
     private static InvalidDataException Missing(string name) => new($"The checkpoint has no tensor '{name}'.");
