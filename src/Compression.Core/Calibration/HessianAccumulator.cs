@@ -5,6 +5,7 @@ using System;
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Threading;
 using System.Threading.Tasks;
 using Compression.Tensors;
 
@@ -19,8 +20,15 @@ namespace Compression.Calibration;
 /// <c>M ← M·n/(n+b) + BᵀB/(n+b)</c>: the stored values stay of the order of one product, never growing with n, which
 /// is the numerically stable form (the reference GPTQ code uses the same rescaling).</para>
 /// <para>Only the upper triangle is accumulated; readers get the full symmetric matrix. Each batch costs
-/// c²·b/2 multiply-adds, spread over the cores by rows of H. Not thread-safe: one writer at a time; combine
-/// accumulators filled in parallel with <see cref="Merge"/>.</para>
+/// c²·b/2 multiply-adds, spread over the cores by rows of H; every entry is one dot product in a fixed order, so the
+/// bits do not depend on the number of cores.</para>
+/// <para>Not thread-safe for writes: <see cref="Add(DenseTensor)"/>, <see cref="Merge"/> and <see cref="Reset"/> need
+/// one caller at a time and no concurrent readers; reads (<see cref="GetHessian"/>, <see cref="CopyHessianTo(Span{double})"/>,
+/// <see cref="GetDiagonal"/>) may run on several threads at once when nothing writes. To accumulate in parallel, give
+/// each thread its own accumulator and combine them with <see cref="Merge"/>.</para>
+/// <para>Cancellation: an <c>Add</c> whose token is already cancelled changes nothing; one cancelled while it runs
+/// (checked per row of H, about c·b multiply-adds) leaves the sums partly updated, so the accumulator then refuses every
+/// member but <see cref="Reset"/> with an <see cref="InvalidOperationException"/>.</para>
 /// </remarks>
 /// <example>
 /// <code>
@@ -36,6 +44,9 @@ public sealed class HessianAccumulator
 {
     private readonly double[]? _meanDouble;
     private readonly float[]? _meanSingle;
+
+    // Set while an Add is updating the sums; still set after one was interrupted (cancelled) half-way.
+    private bool _interrupted;
 
     /// <summary>Creates an empty accumulator for inputs of <paramref name="columns"/> features.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="columns"/> is not positive, or c² exceeds one array.</exception>
@@ -73,7 +84,15 @@ public sealed class HessianAccumulator
 
     /// <summary>Adds a batch of activations: the rows of a tensor whose last dimension is <see cref="Columns"/>.</summary>
     /// <exception cref="ArgumentException">The last dimension differs from <see cref="Columns"/>, or a value is NaN or infinite.</exception>
-    public void Add(DenseTensor activations)
+    public void Add(DenseTensor activations) => Add(activations, CancellationToken.None);
+
+    /// <summary>Adds a batch of activations, checking <paramref name="cancellationToken"/> once per row of H.</summary>
+    /// <exception cref="ArgumentException">The last dimension differs from <see cref="Columns"/>, or a value is NaN or infinite.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled; if it was cancelled before the call the
+    /// accumulator is unchanged, otherwise it must be <see cref="Reset"/> before further use.</exception>
+    /// <exception cref="InvalidOperationException">An earlier Add was cancelled half-way and the accumulator was not
+    /// reset since.</exception>
+    public void Add(DenseTensor activations, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(activations);
         if (activations.Rank == 0 || activations.Columns != Columns)
@@ -82,14 +101,26 @@ public sealed class HessianAccumulator
                 $"Activations of shape [{string.Join(", ", activations.Shape.ToArray())}] do not end in {Columns} features.", nameof(activations));
         }
 
-        Add(activations.Span, activations.Rows);
+        Add(activations.Span, activations.Rows, cancellationToken);
     }
 
     /// <summary>Adds <paramref name="rows"/> activation rows stored row-major in <paramref name="activations"/>.</summary>
     /// <remarks>A batch of zero rows changes nothing.</remarks>
     /// <exception cref="ArgumentException">The length is not rows × <see cref="Columns"/>, or a value is NaN or infinite.</exception>
-    public void Add(ReadOnlySpan<float> activations, int rows)
+    public void Add(ReadOnlySpan<float> activations, int rows) => Add(activations, rows, CancellationToken.None);
+
+    /// <summary>Adds <paramref name="rows"/> activation rows stored row-major in <paramref name="activations"/>,
+    /// checking <paramref name="cancellationToken"/> once per row of H.</summary>
+    /// <remarks>A batch of zero rows changes nothing.</remarks>
+    /// <exception cref="ArgumentException">The length is not rows × <see cref="Columns"/>, or a value is NaN or infinite.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled; if it was cancelled before the call the
+    /// accumulator is unchanged, otherwise it must be <see cref="Reset"/> before further use.</exception>
+    /// <exception cref="InvalidOperationException">An earlier Add was cancelled half-way and the accumulator was not
+    /// reset since.</exception>
+    public void Add(ReadOnlySpan<float> activations, int rows, CancellationToken cancellationToken)
     {
+        ThrowIfInterrupted();
+        cancellationToken.ThrowIfCancellationRequested();
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         if (activations.Length != (long)rows * Columns)
         {
@@ -113,6 +144,7 @@ public sealed class HessianAccumulator
 
         // Long batches go in chunks so the transposed copy stays small (about 32 MB) whatever the caller passes.
         int chunkRows = Math.Max(1, Math.Min(rows, ChunkElementBudget / Columns));
+        _interrupted = true;
         for (int start = 0; start < rows; start += chunkRows)
         {
             int count = Math.Min(chunkRows, rows - start);
@@ -122,15 +154,17 @@ public sealed class HessianAccumulator
             ReadOnlySpan<float> chunk = activations.Slice(start * Columns, count * Columns);
             if (_meanDouble is not null)
             {
-                Accumulate(chunk, count, _meanDouble, keep, add);
+                Accumulate(chunk, count, _meanDouble, keep, add, cancellationToken);
             }
             else
             {
-                Accumulate(chunk, count, _meanSingle!, (float)keep, (float)add);
+                Accumulate(chunk, count, _meanSingle!, (float)keep, (float)add, cancellationToken);
             }
 
             SampleCount = total;
         }
+
+        _interrupted = false;
     }
 
     /// <summary>Folds another accumulator of the same width into this one, as if its batches had been added here.</summary>
@@ -138,6 +172,8 @@ public sealed class HessianAccumulator
     public void Merge(HessianAccumulator other)
     {
         ArgumentNullException.ThrowIfNull(other);
+        ThrowIfInterrupted();
+        other.ThrowIfInterrupted();
         if (other.Columns != Columns)
         {
             throw new ArgumentException($"Cannot merge a {other.Columns}-column accumulator into a {Columns}-column one.", nameof(other));
@@ -183,6 +219,7 @@ public sealed class HessianAccumulator
         }
 
         SampleCount = 0;
+        _interrupted = false;
     }
 
     /// <summary>The Hessian <c>2·XᵀX/n</c> as a new c × c row-major array (zeros before any sample).</summary>
@@ -220,6 +257,7 @@ public sealed class HessianAccumulator
     /// <summary>The diagonal of the Hessian, <c>H_jj = 2·‖X_j‖²/n</c> (Wanda's activation norms are <c>sqrt(n·H_jj/2)</c>).</summary>
     public double[] GetDiagonal()
     {
+        ThrowIfInterrupted();
         var diagonal = new double[Columns];
         for (int i = 0; i < Columns; i++)
         {
@@ -238,6 +276,7 @@ public sealed class HessianAccumulator
 
     private void CopyMeanTo(Span<double> destination)
     {
+        ThrowIfInterrupted();
         int c = Columns;
         if (destination.Length != c * c)
         {
@@ -256,7 +295,7 @@ public sealed class HessianAccumulator
     }
 
     /// <summary>M[i, j] ← M[i, j]·keep + (BᵀB)[i, j]·add on the upper triangle, in the accumulator's type.</summary>
-    private void Accumulate<T>(ReadOnlySpan<float> activations, int rows, T[] mean, T keep, T add)
+    private void Accumulate<T>(ReadOnlySpan<float> activations, int rows, T[] mean, T keep, T add, CancellationToken cancellationToken)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int c = Columns;
@@ -273,7 +312,9 @@ public sealed class HessianAccumulator
                 }
             }
 
-            Parallel.For(0, c, ParallelOptions(), i =>
+            // The token is checked before each row of H (c·rows multiply-adds at most); Parallel.For throws the
+            // OperationCanceledException itself, carrying the token.
+            Parallel.For(0, c, ParallelOptions(cancellationToken), i =>
             {
                 ReadOnlySpan<T> xi = transposed.AsSpan(i * rows, rows);
                 Span<T> meanRow = mean.AsSpan(i * c, c);
@@ -289,7 +330,17 @@ public sealed class HessianAccumulator
         }
     }
 
-    private ParallelOptions ParallelOptions() => new() { MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism };
+    private ParallelOptions ParallelOptions(CancellationToken cancellationToken) =>
+        new() { MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism, CancellationToken = cancellationToken };
+
+    private void ThrowIfInterrupted()
+    {
+        if (_interrupted)
+        {
+            throw new InvalidOperationException(
+                "A cancelled Add left this accumulator's sums partly updated; call Reset() before using it again.");
+        }
+    }
 
     private static int IndexOfNonFinite(ReadOnlySpan<float> values)
     {

@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Threading;
 using System.Threading.Tasks;
 
 namespace Compression.Numerics;
@@ -55,17 +56,29 @@ public static unsafe class Cholesky
     /// intermediate values. The strict upper triangle is untouched either way.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is negative.</exception>
     /// <exception cref="ArgumentException"><paramref name="a"/> holds fewer than n² elements.</exception>
-    public static bool TryFactor(Span<double> a, int n)
+    public static bool TryFactor(Span<double> a, int n) => TryFactor(a, n, CancellationToken.None);
+
+    /// <summary><see cref="TryFactor(Span{double}, int)"/>, checking <paramref name="cancellationToken"/> once per
+    /// block of 128 columns (one rank-128 update of the trailing matrix, at most 2·n²·128 flops).</summary>
+    /// <param name="a">The n × n matrix, row-major; only its lower triangle is read.</param>
+    /// <param name="n">The order of the matrix.</param>
+    /// <param name="cancellationToken">Checked between column blocks.</param>
+    /// <returns>As <see cref="TryFactor(Span{double}, int)"/>.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is negative.</exception>
+    /// <exception cref="ArgumentException"><paramref name="a"/> holds fewer than n² elements.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled; the lower triangle of
+    /// <paramref name="a"/> is then partly overwritten and must be discarded.</exception>
+    public static bool TryFactor(Span<double> a, int n, CancellationToken cancellationToken)
     {
         RequireSquare(a.Length, n, nameof(a));
         fixed (double* pa = a)
         {
-            return Factor(pa, n) < 0;
+            return Factor(pa, n, cancellationToken) < 0;
         }
     }
 
     /// <summary>
-    /// Computes <c>A⁻¹ = L⁻ᵀ·L⁻¹</c> from the Cholesky factor L of A (as left by <see cref="TryFactor"/>).
+    /// Computes <c>A⁻¹ = L⁻ᵀ·L⁻¹</c> from the Cholesky factor L of A (as left by <see cref="TryFactor(Span{double}, int)"/>).
     /// </summary>
     /// <param name="factor">L in its lower triangle (the strict upper triangle is ignored).</param>
     /// <param name="n">The order.</param>
@@ -88,7 +101,7 @@ public static unsafe class Cholesky
         CopyLower(factor, x, n);
         fixed (double* px = x, pinv = inverse)
         {
-            InvertLower(px, n, n);
+            InvertLower(px, n, n, CancellationToken.None);
 
             // (Xᵀ X)[i, j] = Σ_p X[p, i]·X[p, j] over p ≥ max(i, j): a block of rows [p0, p1) of X only reaches
             // the leading p1 × p1 corner, so the sum costs n³/3 flops instead of the n³ of a full product.
@@ -123,7 +136,21 @@ public static unsafe class Cholesky
     /// <paramref name="upper"/>; more accurate than the three-step route since A⁻¹ is never rounded.
     /// </remarks>
     /// <exception cref="ArgumentException">A span holds fewer than n² elements, or they overlap.</exception>
-    public static bool TryUpperFactorOfInverse(ReadOnlySpan<double> a, int n, Span<double> upper)
+    public static bool TryUpperFactorOfInverse(ReadOnlySpan<double> a, int n, Span<double> upper) =>
+        TryUpperFactorOfInverse(a, n, upper, CancellationToken.None);
+
+    /// <summary><see cref="TryUpperFactorOfInverse(ReadOnlySpan{double}, int, Span{double})"/>, checking
+    /// <paramref name="cancellationToken"/> once per block of 128 columns of the factorisation and once per block of
+    /// the recursive triangular inverse (each at most a few n²·128-flop products).</summary>
+    /// <param name="a">A, row-major; only its lower triangle is read.</param>
+    /// <param name="n">The order.</param>
+    /// <param name="upper">Receives U (upper triangle, positive diagonal) with zeros below the diagonal.</param>
+    /// <param name="cancellationToken">Checked between blocks.</param>
+    /// <returns>As <see cref="TryUpperFactorOfInverse(ReadOnlySpan{double}, int, Span{double})"/>.</returns>
+    /// <exception cref="ArgumentException">A span holds fewer than n² elements, or they overlap.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled; <paramref name="a"/> is unchanged and
+    /// <paramref name="upper"/> holds intermediate values.</exception>
+    public static bool TryUpperFactorOfInverse(ReadOnlySpan<double> a, int n, Span<double> upper, CancellationToken cancellationToken)
     {
         RequireSquare(a.Length, n, nameof(a));
         RequireSquare(upper.Length, n, nameof(upper));
@@ -136,13 +163,13 @@ public static unsafe class Cholesky
         u.Reverse();
         fixed (double* pu = u)
         {
-            if (Factor(pu, n) >= 0)
+            if (Factor(pu, n, cancellationToken) >= 0)
             {
                 return false;
             }
 
             ZeroStrictUpper(u, n);
-            InvertLower(pu, n, n);
+            InvertLower(pu, n, n, cancellationToken);
         }
 
         u.Reverse();
@@ -197,11 +224,12 @@ public static unsafe class Cholesky
     }
 
     /// <summary>Blocked right-looking factorisation; returns the failing column or −1.</summary>
-    private static int Factor(double* a, int n)
+    private static int Factor(double* a, int n, CancellationToken cancellationToken)
     {
         nint lda = n;
         for (int k0 = 0; k0 < n; k0 += BlockSize)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             int kb = Math.Min(BlockSize, n - k0);
             double* diagonal = a + k0 * lda + k0;
             int failed = CholeskyKernels.FactorBlock(diagonal, kb, lda);
@@ -244,8 +272,9 @@ public static unsafe class Cholesky
     /// with L = [L₁₁ 0; L₂₁ L₂₂], L⁻¹ = [L₁₁⁻¹ 0; −L₂₂⁻¹·L₂₁·L₁₁⁻¹ L₂₂⁻¹]; the two products run as GEMMs, treating
     /// the triangles as full (the zeros make that correct), about 2n³/3 flops in all.
     /// </summary>
-    private static void InvertLower(double* l, int n, nint ld)
+    private static void InvertLower(double* l, int n, nint ld, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         if (n <= InverseLeafSize)
         {
             Span<double> row = stackalloc double[n];
@@ -256,8 +285,9 @@ public static unsafe class Cholesky
         int n1 = (n / 2 + InverseLeafSize - 1) / InverseLeafSize * InverseLeafSize;
         int n2 = n - n1;
         double* l11 = l, l21 = l + n1 * ld, l22 = l21 + n1;
-        InvertLower(l11, n1, ld);
-        InvertLower(l22, n2, ld);
+        InvertLower(l11, n1, ld, cancellationToken);
+        InvertLower(l22, n2, ld, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
         double[] product = GC.AllocateUninitializedArray<double>(n2 * n1);
         fixed (double* t = product)
         {

@@ -59,7 +59,7 @@ public static class LayerReconstructor
     /// <param name="compressed">A compression of W that implements <see cref="ITunableTensor"/> with at least one
     /// parameter; not modified.</param>
     /// <param name="context">Carries the input Hessian (required), logging, progress (one report per iteration, stage
-    /// "reconstruct") and cancellation (checked between iterations).</param>
+    /// "reconstruct") and cancellation (checked between iterations and before each objective evaluation).</param>
     /// <param name="options">Null for <see cref="LayerReconstructionOptions.Default"/>.</param>
     /// <returns>The tensor to use and the errors before and after the fit.</returns>
     /// <exception cref="ArgumentException">The weight is not a finite matrix of the compressed tensor's shape; the
@@ -441,6 +441,9 @@ public static class LayerReconstructor
 
         private double Evaluate(float[] parameters, double[] gradient)
         {
+            // Once per evaluation as well as per iteration: a line search may evaluate dozens of times, each a pass of
+            // products with the Hessian (seconds together for a large layer).
+            _context.CancellationToken.ThrowIfCancellationRequested();
             Evaluations++;
             return _objective.Evaluate(parameters, gradient);
         }

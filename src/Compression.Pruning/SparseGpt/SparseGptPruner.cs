@@ -5,6 +5,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Numerics.Tensors;
+using System.Threading;
 using System.Threading.Tasks;
 using Compression.Numerics;
 using Compression.Tensors;
@@ -164,7 +165,7 @@ public sealed class SparseGptPruner : ICompressor
             delta[i] = (double)original[i] - w[i];
         }
 
-        double objective = rows == 0 || columns == 0 ? 0 : SumOfQuadraticForms(delta, rows, columns, hessian) / 2;
+        double objective = rows == 0 || columns == 0 ? 0 : SumOfQuadraticForms(delta, rows, columns, hessian, context.CancellationToken) / 2;
         var report = new PruningReport(Name, mask.Sparsity, objective, clock.Elapsed);
         return new PrunedTensor(new DenseTensor(w, rows, columns), mask, report);
     }
@@ -192,7 +193,7 @@ public sealed class SparseGptPruner : ICompressor
                 damped[j * columns + j] += lambda;
             }
 
-            if (Cholesky.TryUpperFactorOfInverse(damped, columns, upper) && IsFinite(upper))
+            if (Cholesky.TryUpperFactorOfInverse(damped, columns, upper, context.CancellationToken) && IsFinite(upper))
             {
                 if (attempt > 1)
                 {
@@ -508,13 +509,15 @@ public sealed class SparseGptPruner : ICompressor
     /// Σ over the rows d of <paramref name="d"/> (m × n) of dᵀ·H·d in float64 (the objective is a small difference of
     /// large terms): P = D_tile·H by the blocked GEMM, then row-wise dot products.
     /// </summary>
-    private static double SumOfQuadraticForms(double[] d, int m, int n, double[] h)
+    private static double SumOfQuadraticForms(double[] d, int m, int n, double[] h, CancellationToken cancellationToken)
     {
         const int TileRows = 256;
         var product = new double[Math.Min(TileRows, m) * n];
         double total = 0;
         for (int first = 0; first < m; first += TileRows)
         {
+            // One check per tile of rows (a 256 × n × n product): the objective of a big layer is itself seconds of work.
+            cancellationToken.ThrowIfCancellationRequested();
             int count = Math.Min(TileRows, m - first);
             Gemm.Multiply(MatrixTranspose.None, MatrixTranspose.None, count, n, n, 1.0, d.AsSpan(first * n, count * n), n, h, n, 0.0, product, n);
             for (int r = 0; r < count; r++)

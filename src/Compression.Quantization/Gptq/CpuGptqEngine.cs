@@ -22,9 +22,9 @@ internal sealed class CpuGptqEngine : GptqEngine
 
     public override bool SupportsSparsityMask => true;
 
-    public override GptqFactor? TryFactorize(double[] hessian, int n, double lambda)
+    public override GptqFactor? TryFactorize(double[] hessian, int n, double lambda, CancellationToken cancellationToken)
     {
-        if (!GptqLinearAlgebra.TryUpperFactorOfInverse(hessian, n, lambda, out double[] upper64))
+        if (!GptqLinearAlgebra.TryUpperFactorOfInverse(hessian, n, lambda, out double[] upper64, cancellationToken))
         {
             return null;
         }
@@ -106,8 +106,8 @@ internal sealed class CpuGptqEngine : GptqEngine
         }
     }
 
-    public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian) =>
-        GptqLinearAlgebra.SumOfQuadraticForms(delta, rows, columns, hessian);
+    public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian, CancellationToken cancellationToken) =>
+        GptqLinearAlgebra.SumOfQuadraticForms(delta, rows, columns, hessian, cancellationToken);
 
     /// <summary>U as a host array, float32, row-major.</summary>
     private sealed class HostFactor(float[] upper) : GptqFactor

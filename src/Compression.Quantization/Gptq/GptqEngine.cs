@@ -70,14 +70,14 @@ internal abstract class GptqEngine
     /// processing order), computed in float64 and kept as float32 for the sweep; null when H + λI is not numerically
     /// positive definite.
     /// </summary>
-    public abstract GptqFactor? TryFactorize(double[] hessian, int n, double lambda);
+    public abstract GptqFactor? TryFactorize(double[] hessian, int n, double lambda, System.Threading.CancellationToken cancellationToken);
 
     /// <summary>Runs the sweep with a factor from <see cref="TryFactorize"/>; reports progress per block and honours
     /// cancellation per block.</summary>
     public abstract void Sweep(GptqSweepProblem problem, GptqFactor factor, CompressionContext context);
 
     /// <summary>Σ over the rows d of <paramref name="delta"/> (rows × columns) of dᵀ·H·d, in float64.</summary>
-    public abstract double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian);
+    public abstract double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian, System.Threading.CancellationToken cancellationToken);
 }
 
 /// <summary>U in an engine's memory (host array, device buffer).</summary>

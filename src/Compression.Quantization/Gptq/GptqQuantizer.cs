@@ -178,7 +178,7 @@ public sealed class GptqQuantizer : ICompressor
         {
             // MR-GPTQ: the whole sweep, scales and objective included, happens in the rotated basis; the objective is
             // the same there, since ‖(W − Q)Xᵀ‖ = ‖(W − Q)Rᵀ·(XRᵀ)ᵀ‖ for orthonormal R.
-            weight = rotation.RotateWeight(weight);
+            weight = rotation.RotateWeight(weight, context.CancellationToken);
             hessian = rotation.RotateHessian(hessian, weight.Columns);
         }
 
@@ -316,7 +316,7 @@ public sealed class GptqQuantizer : ICompressor
         });
 
         phase.Restart();
-        double objective = rows == 0 || columns == 0 ? 0 : _engine.SumOfQuadraticForms(delta, rows, columns, hp) / 2;
+        double objective = rows == 0 || columns == 0 ? 0 : _engine.SumOfQuadraticForms(delta, rows, columns, hp, context.CancellationToken) / 2;
         TimeSpan objectiveTime = phase.Elapsed;
         var losses = new double[columns];
         for (int k = 0; k < columns; k++)
@@ -348,7 +348,7 @@ public sealed class GptqQuantizer : ICompressor
         for (int attempt = 1; ; attempt++)
         {
             double lambda = percent * meanDiagonal;
-            if (_engine.TryFactorize(h, columns, lambda) is { } upper)
+            if (_engine.TryFactorize(h, columns, lambda, context.CancellationToken) is { } upper)
             {
                 if (attempt > 1)
                 {

@@ -22,8 +22,10 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
     public override string Device => gpu.DeviceName;
 
     /// <summary>U on the device (<see cref="GpuCholesky"/>): H goes up once, U never comes back.</summary>
-    public override GptqFactor? TryFactorize(double[] hessian, int n, double lambda)
+    /// <remarks>The device factorisation is one queue of kernels: the token is checked before it only.</remarks>
+    public override GptqFactor? TryFactorize(double[] hessian, int n, double lambda, System.Threading.CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         Accelerator accelerator = gpu.Accelerator;
         using MemoryBuffer1D<double, Stride1D.Dense> h = accelerator.Allocate1D(hessian);
         MemoryBuffer1D<float, Stride1D.Dense> upper = accelerator.Allocate1D<float>(Math.Max(1L, (long)n * n));
@@ -138,8 +140,9 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
         });
     }
 
-    public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian)
+    public override double SumOfQuadraticForms(double[] delta, int rows, int columns, double[] hessian, System.Threading.CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         Accelerator accelerator = gpu.Accelerator;
         int tilesX = (columns + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile, tilesY = (rows + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile;
         using MemoryBuffer1D<double, Stride1D.Dense> d = accelerator.Allocate1D(delta);

@@ -16,7 +16,7 @@ namespace Compression.Quantization.Gpu;
 /// </summary>
 /// <remarks>
 /// <para>Exactness: the result equals <see cref="WalshHadamard.TransformBlocks(DenseTensor, int)"/> and
-/// <see cref="HadamardRotation.RotateWeight"/> bit for bit for finite inputs. Both sides run the same butterflies in
+/// <see cref="HadamardRotation.RotateWeight(DenseTensor)"/> bit for bit for finite inputs. Both sides run the same butterflies in
 /// the same order (strides 1, 2, 4, …, then one multiplication by the same float32 scale), and additions,
 /// subtractions and that one product are correctly rounded IEEE float32 on every backend; there is no product followed
 /// by a sum, so no fused multiply–add can change a rounding. (A backend that flushed subnormals to zero would differ on
@@ -88,7 +88,7 @@ public static class GpuHadamard
     }
 
     /// <summary>Returns W·Rᵀ computed on the device (uploads, rotates, downloads and waits); equal bit for bit to
-    /// <see cref="HadamardRotation.RotateWeight"/>.</summary>
+    /// <see cref="HadamardRotation.RotateWeight(DenseTensor)"/>.</summary>
     /// <exception cref="ArgumentException">The block size does not divide the column count, or the weight holds NaN or ±∞.</exception>
     public static DenseTensor RotateWeight(GpuContext gpu, DenseTensor weight, HadamardRotation rotation)
     {

@@ -3,6 +3,7 @@
 
 using System;
 using System.Numerics.Tensors;
+using System.Threading;
 using System.Threading.Tasks;
 using Compression.Quantization.Formats;
 using Compression.Quantization.Primitives;
@@ -84,21 +85,37 @@ public sealed class HadamardRotation
 
     /// <summary>Returns W·Rᵀ (a new tensor; <paramref name="weight"/> is unchanged): each row w becomes R·w.</summary>
     /// <exception cref="ArgumentException">The column count is not a multiple of <see cref="BlockSize"/>, or the weight holds NaN or ±∞.</exception>
-    public DenseTensor RotateWeight(DenseTensor weight)
+    public DenseTensor RotateWeight(DenseTensor weight) => RotateWeight(weight, CancellationToken.None);
+
+    /// <summary>Returns W·Rᵀ like <see cref="RotateWeight(DenseTensor)"/>, checking <paramref name="cancellationToken"/>
+    /// between chunks of rows (about 64 Ki values each).</summary>
+    /// <exception cref="ArgumentException">The column count is not a multiple of <see cref="BlockSize"/>, or the weight holds NaN or ±∞.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled; <paramref name="weight"/> is unchanged and
+    /// the partial result is dropped.</exception>
+    public DenseTensor RotateWeight(DenseTensor weight, CancellationToken cancellationToken)
     {
         CheckMatrix(weight, nameof(weight), checkFinite: true);
+        cancellationToken.ThrowIfCancellationRequested();
         DenseTensor result = weight.Clone();
-        WalshHadamard.InParallel(result.Memory, BlockSize, Signs(result.Columns), null);
+        WalshHadamard.InParallel(result.Memory, BlockSize, Signs(result.Columns), null, cancellationToken);
         return result;
     }
 
-    /// <summary>Returns W′·R, undoing <see cref="RotateWeight"/> (up to rounding): each row w′ becomes Rᵀ·w′ = D·H·w′.</summary>
+    /// <summary>Returns W′·R, undoing <see cref="RotateWeight(DenseTensor)"/> (up to rounding): each row w′ becomes Rᵀ·w′ = D·H·w′.</summary>
     /// <exception cref="ArgumentException">The column count is not a multiple of <see cref="BlockSize"/>, or the weight holds NaN or ±∞.</exception>
-    public DenseTensor UnrotateWeight(DenseTensor weight)
+    public DenseTensor UnrotateWeight(DenseTensor weight) => UnrotateWeight(weight, CancellationToken.None);
+
+    /// <summary>Returns W′·R like <see cref="UnrotateWeight(DenseTensor)"/>, checking
+    /// <paramref name="cancellationToken"/> between chunks of rows (about 64 Ki values each).</summary>
+    /// <exception cref="ArgumentException">The column count is not a multiple of <see cref="BlockSize"/>, or the weight holds NaN or ±∞.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled; <paramref name="weight"/> is unchanged and
+    /// the partial result is dropped.</exception>
+    public DenseTensor UnrotateWeight(DenseTensor weight, CancellationToken cancellationToken)
     {
         CheckMatrix(weight, nameof(weight), checkFinite: true);
+        cancellationToken.ThrowIfCancellationRequested();
         DenseTensor result = weight.Clone();
-        WalshHadamard.InParallel(result.Memory, BlockSize, null, Signs(result.Columns));
+        WalshHadamard.InParallel(result.Memory, BlockSize, null, Signs(result.Columns), cancellationToken);
         return result;
     }
 

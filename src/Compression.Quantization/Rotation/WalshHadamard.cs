@@ -4,6 +4,7 @@
 using System;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Threading;
 using System.Threading.Tasks;
 using Compression.Quantization.Primitives;
 using Compression.Tensors;
@@ -105,7 +106,8 @@ public static class WalshHadamard
     /// by its column's ±1 before (<paramref name="signsBefore"/>) or after (<paramref name="signsAfter"/>) the transform:
     /// the randomized rotations, in one pass over memory per chunk.
     /// </summary>
-    internal static void InParallel(Memory<float> data, int blockSize, float[]? signsBefore, float[]? signsAfter)
+    internal static void InParallel(Memory<float> data, int blockSize, float[]? signsBefore, float[]? signsAfter,
+        CancellationToken cancellationToken = default)
     {
         float scale = SingleScale(blockSize);
         int columns = (signsBefore ?? signsAfter)?.Length ?? blockSize;
@@ -119,7 +121,8 @@ public static class WalshHadamard
             return;
         }
 
-        Parallel.For(0, tasks, t =>
+        // The token is checked before each chunk (about 64 Ki values); Parallel.For throws the exception itself.
+        Parallel.For(0, tasks, new ParallelOptions { CancellationToken = cancellationToken }, t =>
         {
             int start = t * chunk;
             Chunk(data.Span.Slice(start, Math.Min(chunk, data.Length - start)), blockSize, scale, signsBefore, signsAfter);
