@@ -35,7 +35,7 @@ public static class CompressorArguments
         {
             int index = IndexOfNonFinite(weight.Span);
             throw new ArgumentException(
-                $"{compressor.Name}: the weight holds {weight.Span[index]} at ({index / weight.Columns}, {index % weight.Columns}); weights must be finite.",
+                $"{Who(compressor, context)}: the weight holds {weight.Span[index]} at ({index / weight.Columns}, {index % weight.Columns}); weights must be finite.",
                 nameof(weight));
         }
 
@@ -59,6 +59,10 @@ public static class CompressorArguments
             }
         }
     }
+
+    // The compressor's name, with the layer's when the caller set one: a model-level run must say which layer was bad.
+    private static string Who(ICompressor compressor, CompressionContext context) =>
+        context.LayerName is { Length: > 0 } layer ? $"{compressor.Name} ({layer})" : compressor.Name;
 
     private static int IndexOfNonFinite(ReadOnlySpan<float> values)
     {

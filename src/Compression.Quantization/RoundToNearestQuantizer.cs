@@ -55,7 +55,7 @@ public sealed class RoundToNearestQuantizer : ICompressor
         Options.Validate(weight.Rows, weight.Columns);
         // Finiteness is checked in the statistics pass (the first read of every weight), not by a pass of its own:
         // at memory speed an extra read would cost a third of the run.
-        return Options.Format.Quantize(weight, Options, context.CancellationToken);
+        return NamingTheLayer(context, () => Options.Format.Quantize(weight, Options, context.CancellationToken));
     }
 
     /// <summary>
@@ -84,6 +84,22 @@ public sealed class RoundToNearestQuantizer : ICompressor
         context ??= CompressionContext.Default;
         context.CancellationToken.ThrowIfCancellationRequested();
         Options.Validate(weight.Rows, weight.Columns);
-        return Options.Format.Quantize(weight, Options, context.CancellationToken, storage);
+        return NamingTheLayer(context, () => Options.Format.Quantize(weight, Options, context.CancellationToken, storage));
+    }
+
+    // The formats find a non-finite weight in their statistics pass, which knows no layer: a model-level run sets
+    // CompressionContext.LayerName, and the message must say which layer was bad.
+    private static QuantizedTensor NamingTheLayer(CompressionContext context, Func<QuantizedTensor> quantize)
+    {
+        try
+        {
+            return quantize();
+        }
+        catch (ArgumentException e) when (e.ParamName == "weight" && context.LayerName is { Length: > 0 } layer &&
+                                          e.Message.StartsWith("rtn: ", StringComparison.Ordinal))
+        {
+            string message = e.Message[..^$" (Parameter '{e.ParamName}')".Length];
+            throw new ArgumentException($"rtn ({layer}): {message["rtn: ".Length..]}", "weight", e);
+        }
     }
 }

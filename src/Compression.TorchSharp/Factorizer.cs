@@ -72,6 +72,7 @@ public static class Factorizer
             Quantizer.CheckCalibration(model, calibration);
         }
 
+        FiniteWeights.Ensure(targets, linear, "svd");
         Dictionary<string, LowRankOptions?> perLayer = Allocate(linear, targets, options, cancellationToken);
         var layers = new Dictionary<string, LayerFactorization>(StringComparer.Ordinal);
         int done = 0;

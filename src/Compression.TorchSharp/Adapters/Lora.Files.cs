@@ -88,6 +88,7 @@ public static partial class Lora
     /// </summary>
     /// <returns>The report of the adaptation.</returns>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
+    /// <exception cref="InvalidDataException">adapter_config.json is not valid JSON.</exception>
     /// <exception cref="ArgumentException">The config names an unknown PEFT type or targets modules the model lacks, a
     /// tensor is missing, has the wrong shape or names no adapted module. The model's adapters are then removed again
     /// (<see cref="Unload"/>; a PiSSA configuration leaves its residual base weights).</exception>
@@ -101,7 +102,7 @@ public static partial class Lora
             throw new FileNotFoundException($"'{folder}' must hold {ConfigFileName} and {WeightsFileName}.", File.Exists(configPath) ? weightsPath : configPath);
         }
 
-        JsonObject config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
+        JsonObject config = ParseConfig(configPath) as JsonObject
             ?? throw new ArgumentException($"{configPath} is not a JSON object.", nameof(folder));
         LoraOptions options = OptionsOf(config, configPath);
         AdapterReport report = Apply(model, options);
@@ -286,6 +287,18 @@ public static partial class Lora
         catch (Exception e) when (e is InvalidOperationException or FormatException)
         {
             throw new ArgumentException($"{path} holds a value of the wrong type: {e.Message}", "folder", e);
+        }
+    }
+
+    private static JsonNode? ParseConfig(string path)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
         }
     }
 }
