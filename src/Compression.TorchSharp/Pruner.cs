@@ -37,7 +37,8 @@ public static partial class Pruner
     /// <param name="options">The pruner, targets, ignores and optional quantization.</param>
     /// <param name="calibration">Token sequences (each at most the model's context), or empty.</param>
     /// <param name="progress">One report per pruned layer.</param>
-    /// <param name="cancellationToken">Checked between layers and calibration sequences.</param>
+    /// <param name="cancellationToken">Checked between layers and calibration sequences. A cancelled or failed run puts
+    /// back every weight it had overwritten, so the model is either fully pruned or untouched.</param>
     /// <exception cref="ArgumentException">A pattern matches no linear layer, nothing is left to prune, or the pruner
     /// needs calibration data and none (or an invalid sequence) was given.</exception>
     public static PruningModelReport Apply(CausalLanguageModel model, PrunerOptions options, IReadOnlyList<int[]>? calibration = null,
@@ -64,6 +65,7 @@ public static partial class Pruner
 
         var layers = new List<LayerPruning>();
         var quantized = new List<LayerQuantization>();
+        using var rollback = new WeightRollback();
         int done = 0;
         void PruneLayer(string name, HessianAccumulator? hessian)
         {
@@ -77,6 +79,7 @@ public static partial class Pruner
                 ?? throw new InvalidOperationException($"'{options.Pruner.Name}' returned no sparsity mask for '{name}'; Pruner needs a pruner.");
             using (Tensor values = pruned.Decompress().ToTorchTensor())
             {
+                rollback.Save(layer.weight!);
                 layer.weight!.copy_(values);
             }
 
@@ -86,13 +89,21 @@ public static partial class Pruner
             {
                 QuantizerOptions layerOptions = hessian is null ? quantization with { Method = QuantizationMethod.RoundToNearest } : quantization;
                 quantized.Add(Quantizer.QuantizeLayer(name, layer, layerOptions, layerOptions.Method == QuantizationMethod.Gptq ? hessian : null,
-                    cancellationToken, pruned));
+                    cancellationToken, pruned, rollback));
             }
 
             progress?.Report(new CompressionProgress("prune", name, ++done, targets.Length));
         }
 
-        BlockCalibration.ForEachTarget(model, calibration, linear, targets, needsHessian, PruneLayer, cancellationToken);
+        try
+        {
+            BlockCalibration.ForEachTarget(model, calibration, linear, targets, needsHessian, PruneLayer, cancellationToken);
+        }
+        catch
+        {
+            rollback.Restore();
+            throw;
+        }
 
         (long parameters, long nonZero) = Count(model);
         QuantizationReport? quantizationReport = null;

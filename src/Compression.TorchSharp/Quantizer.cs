@@ -54,7 +54,9 @@ public static partial class Quantizer
     /// <param name="options">What to quantize and how.</param>
     /// <param name="calibration">Token sequences (each at most the model's context); needed for GPTQ, ignored by RTN.</param>
     /// <param name="progress">Receives one report per quantized layer.</param>
-    /// <param name="cancellationToken">Checked between layers; a cancelled run leaves some layers quantized.</param>
+    /// <param name="cancellationToken">Checked between layers and inside each layer's quantizer. A cancelled or failed
+    /// run puts back every weight it had overwritten (the originals are kept in a temporary file meanwhile), so the
+    /// model is either fully quantized or untouched.</param>
     /// <exception cref="ArgumentException">GPTQ without calibration data, a sequence that is empty, too long or holds
     /// ids outside the vocabulary, or a pattern that matches no linear layer.</exception>
     public static QuantizationReport Apply(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
@@ -76,21 +78,28 @@ public static partial class Quantizer
         }
 
         var layers = new List<LayerQuantization>();
-        using (torch.no_grad())
+        using var rollback = new WeightRollback();
+        try
         {
+            using var noGrad = torch.no_grad();
             if (options.Method == QuantizationMethod.RoundToNearest)
             {
                 for (int i = 0; i < targets.Length; i++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    layers.Add(QuantizeLayer(targets[i], linear[targets[i]], options, hessian: null, cancellationToken));
+                    layers.Add(QuantizeLayer(targets[i], linear[targets[i]], options, hessian: null, cancellationToken, rollback: rollback));
                     progress?.Report(new CompressionProgress("quantize", targets[i], i + 1, targets.Length));
                 }
             }
             else
             {
-                CalibrateAndQuantize(model, options, calibration, linear, targets, layers, progress, cancellationToken);
+                CalibrateAndQuantize(model, options, calibration, linear, targets, layers, progress, rollback, cancellationToken);
             }
+        }
+        catch
+        {
+            rollback.Restore();
+            throw;
         }
 
         (long original, long compressed) = ModelBits(model, layers);
@@ -109,7 +118,7 @@ public static partial class Quantizer
 
     private static void CalibrateAndQuantize(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
         Dictionary<string, Linear> linear, string[] targets, List<LayerQuantization> layers, IProgress<CompressionProgress>? progress,
-        CancellationToken cancellationToken)
+        WeightRollback rollback, CancellationToken cancellationToken)
     {
         int done = 0;
         BlockCalibration.Run(model, calibration, linear, targets, (name, hessian) =>
@@ -117,15 +126,15 @@ public static partial class Quantizer
             // Targets outside the blocks (a head that is not ignored) get round-to-nearest: GPTQ needs their inputs,
             // which only the full forward pass produces.
             QuantizerOptions layerOptions = hessian is null ? options with { Method = QuantizationMethod.RoundToNearest } : options;
-            layers.Add(QuantizeLayer(name, linear[name], layerOptions, hessian, cancellationToken));
+            layers.Add(QuantizeLayer(name, linear[name], layerOptions, hessian, cancellationToken, rollback: rollback));
             progress?.Report(new CompressionProgress("quantize", name, ++done, targets.Length));
         }, cancellationToken);
     }
 
     /// <summary>Quantizes one layer in place (fake-quantized); <paramref name="prior"/> is an earlier stage's result,
-    /// e.g. a pruned weight whose mask GPTQ keeps.</summary>
+    /// e.g. a pruned weight whose mask GPTQ keeps; <paramref name="rollback"/> receives the original before it is overwritten.</summary>
     internal static LayerQuantization QuantizeLayer(string name, Linear layer, QuantizerOptions options, HessianAccumulator? hessian,
-        CancellationToken cancellationToken, CompressedTensor? prior = null)
+        CancellationToken cancellationToken, CompressedTensor? prior = null, WeightRollback? rollback = null)
     {
         var clock = Stopwatch.StartNew();
         RtnOptions format = options.OptionsFor(name);
@@ -147,6 +156,7 @@ public static partial class Quantizer
         }
 
         using Tensor dequantized = compressed.Decompress().ToTorchTensor();
+        rollback?.Save(weight);
         weight.copy_(dequantized);
         string granularity = format.EffectiveGranularity.ToString() ?? "";
         return new LayerQuantization(name, $"{format.Format.Name} {granularity}", method, dense.Rows, dense.Columns,

@@ -1,0 +1,101 @@
+using Compression.Pruning;
+using Compression.Quantization;
+using Compression.Testing;
+using Compression.TorchSharp.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Compression.TorchSharp.Tests;
+
+/// <summary>
+/// A cancelled (or failed) <see cref="Quantizer.Apply(CausalLanguageModel, QuantizerOptions, IReadOnlyList{int[]}, IProgress{CompressionProgress}?, CancellationToken)"/>
+/// or <see cref="Pruner.Apply"/> leaves the model exactly as it was, and a later run gives the same bits as one that was
+/// never interrupted.
+/// </summary>
+[Collection("TorchSharp")]
+public class ModelRollbackTests
+{
+    /// <summary>Cancels the token when the given number of layers has been reported (synchronously, so the point is exact).</summary>
+    private sealed class CancelAfter(CancellationTokenSource source, int layers) : IProgress<CompressionProgress>
+    {
+        public int Reports { get; private set; }
+
+        public void Report(CompressionProgress value)
+        {
+            if (++Reports == layers)
+            {
+                source.Cancel();
+            }
+        }
+    }
+
+    private static int[][] Calibration()
+    {
+        var random = new Random(11);
+        return Enumerable.Range(0, 2).Select(_ => Enumerable.Range(0, 64).Select(_ => random.Next(2048)).ToArray()).ToArray();
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(CausalLanguageModel model)
+    {
+        using var noGrad = torch.no_grad();
+        return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+    }
+
+    private static void AssertBitIdentical(Dictionary<string, Tensor> expected, CausalLanguageModel model)
+    {
+        using var noGrad = torch.no_grad();
+        foreach ((string name, Parameter parameter) in model.named_parameters())
+        {
+            // Bits, not values: equal() would call -0 and +0 equal.
+            using Tensor actual = parameter.detach().contiguous();
+            Assert.True(expected[name].bytes.SequenceEqual(actual.bytes), $"'{name}' differs.");
+        }
+    }
+
+    public static TheoryData<string, int> Runs() => new()
+    {
+        { "rtn", 1 }, { "rtn", 9 }, { "gptq", 2 }, { "gptq", 6 }, { "sparsegpt+gptq", 3 }, { "magnitude", 5 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Runs))]
+    public void Apply_CancelledAfterSomeLayers_LeavesTheModelUntouched_AndARerunMatchesAnUninterruptedRun(string run, int cancelAfter)
+    {
+        int[][] calibration = Calibration();
+        void Apply(CausalLanguageModel model, IProgress<CompressionProgress>? progress, CancellationToken token)
+        {
+            QuantizerOptions int4 = QuantizerOptions.W4A16 with { Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) } };
+            switch (run)
+            {
+                case "rtn":
+                    Quantizer.Apply(model, int4, calibration, progress, token);
+                    break;
+                case "gptq":
+                    Quantizer.Apply(model, int4 with { Method = QuantizationMethod.Gptq }, calibration, progress, token);
+                    break;
+                case "sparsegpt+gptq":
+                    Pruner.Apply(model, new PrunerOptions(SparseGptOptions.TwoFour.CreateCompressor()) { ThenQuantize = int4 with { Method = QuantizationMethod.Gptq } },
+                        calibration, progress, token);
+                    break;
+                default:
+                    Pruner.Apply(model, new PrunerOptions(new MagnitudePruningOptions { Sparsity = 0.5 }.CreateCompressor()), calibration, progress, token);
+                    break;
+            }
+        }
+
+        using CausalLanguageModel model = HuggingFaceModels.Load(SharedData.File("tinystories-656k"));
+        Dictionary<string, Tensor> original = Snapshot(model);
+        using var source = new CancellationTokenSource();
+        var progress = new CancelAfter(source, cancelAfter);
+        Assert.ThrowsAny<OperationCanceledException>(() => Apply(model, progress, source.Token));
+        Assert.Equal(cancelAfter, progress.Reports);
+        AssertBitIdentical(original, model);
+
+        Apply(model, null, CancellationToken.None);
+        using CausalLanguageModel uninterrupted = HuggingFaceModels.Load(SharedData.File("tinystories-656k"));
+        Apply(uninterrupted, null, CancellationToken.None);
+        AssertBitIdentical(Snapshot(uninterrupted), model);
+        Assert.False(Snapshot(model).All(p => original[p.Key].bytes.SequenceEqual(p.Value.bytes)), "The rerun changed nothing.");
+    }
+}
