@@ -29,7 +29,8 @@ namespace Compression.Quantization.Checkpoints;
 /// <para>Crash consistency and resume: the journal is the hidden folder <c>.&lt;output name&gt;.quantize-journal</c>
 /// beside the output folder. Each quantized module is written there atomically as soon as it is computed, next to a
 /// manifest binding the journal to the input (every file's length and header hash, config.json's hash) and to the
-/// options. A run that is killed or cancelled leaves the journal; the next run with the same input and options takes
+/// options. A run that is killed, cancelled or stopped by a refused weight (NaN, a shape the format cannot take) leaves
+/// the journal; the next run with the same input and options takes
 /// every completed module from it and computes only the rest (<see cref="CheckpointQuantizationResult.ModulesResumed"/>);
 /// a journal for another input or other options is deleted (<see cref="CheckpointJournalOptions"/>). The output folder
 /// is touched only at the end: <c>model.safetensors</c>, then <c>config.json</c>, each written to a hidden temporary file
