@@ -20,11 +20,11 @@ public sealed class FuzzCorpusReplayTests(ITestOutputHelper output)
     {
         ["safetensors"] = 9000,
         ["safetensors-header"] = 20000,
-        ["index"] = 2500,
+        ["index"] = 5000,
         ["shard"] = 1600,
         ["config"] = 20000,
         ["compressed-tensor"] = 2000,
-        ["compressed-tensors-codec"] = 2500,
+        ["compressed-tensors-codec"] = 10000,
         ["recipe"] = 2500,
         ["bpe"] = 500,
     };
