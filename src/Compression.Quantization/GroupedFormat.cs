@@ -210,11 +210,11 @@ internal abstract class GroupedFormat : NumberFormat
     private protected abstract void DecodeSegment(ReadOnlySpan<byte> codes, QuantizedTensor tensor, int group, Span<float> destination);
 
     /// <summary>Chooses every group's scale from all statistics (the two-pass path). The default chooses group by group.</summary>
-    private protected virtual GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    private protected virtual GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options, ParallelOptions parallel)
     {
         if (options.Clipping is not null && SupportsScaleSearch)
         {
-            return SearchScales(weight, layout, stats, options);
+            return SearchScales(weight, layout, stats, options, parallel);
         }
 
         float tensorScale = 1f;
@@ -345,7 +345,7 @@ internal abstract class GroupedFormat : NumberFormat
                 }
             }
 
-            scales = ChooseScales(weight, layout, stats, options);
+            scales = ChooseScales(weight, layout, stats, options, parallel);
             Parallel.For(0, rows, parallel, () => new byte[columns], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r, _, codes) =>
             {
                 ReadOnlySpan<float> row = data.Span.Slice(r * columns, columns);
@@ -502,7 +502,7 @@ internal abstract class GroupedFormat : NumberFormat
     }
 
     /// <summary>The two-pass path under a scale search: every group searched on its own values (groups in parallel).</summary>
-    private GroupScales SearchScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    private GroupScales SearchScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options, ParallelOptions parallel)
     {
         float amax = 0;
         foreach (GroupStats group in stats)
@@ -512,7 +512,8 @@ internal abstract class GroupedFormat : NumberFormat
 
         float tensorScale = UsesTensorScale ? TensorScale(amax) : 1f;
         var scales = new float[stats.Length];
-        Parallel.For(0, stats.Length, g =>
+        // The search is most of the run: the token (in parallel) is checked before each group.
+        Parallel.For(0, stats.Length, parallel, g =>
         {
             (int firstRow, int rowCount, int segment) = layout.GroupExtent(g);
             (int start, int length) = layout.Segment(segment);

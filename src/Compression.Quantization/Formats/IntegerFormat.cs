@@ -44,16 +44,17 @@ internal sealed class IntegerFormat : GroupedFormat
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
         ChooseShrunk(stats, 1f, options);
 
-    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options, System.Threading.Tasks.ParallelOptions parallel)
     {
         if (options.Clipping is null)
         {
-            return base.ChooseScales(weight, layout, stats, options);
+            return base.ChooseScales(weight, layout, stats, options, parallel);
         }
 
         var scales = new float[stats.Length];
         byte[]? zeros = options.Symmetric ? null : new byte[stats.Length];
-        System.Threading.Tasks.Parallel.For(0, stats.Length, g =>
+        // The grid search is most of the run: the token (in parallel) is checked before each group.
+        System.Threading.Tasks.Parallel.For(0, stats.Length, parallel, g =>
         {
             SegmentParameters p = ChooseShrunk(stats[g], SearchShrink(weight, layout, g, stats[g], options), options);
             scales[g] = p.Scale;

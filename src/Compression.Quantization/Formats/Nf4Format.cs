@@ -71,7 +71,7 @@ internal sealed class Nf4Format : GroupedFormat
     private protected override SegmentParameters ChooseGroup(in GroupStats stats, float tensorScale, RtnOptions options) =>
         throw new InvalidOperationException("NF4 chooses its scales together (double quantization).");
 
-    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options, System.Threading.Tasks.ParallelOptions parallel)
     {
         int count = stats.Length;
         var absmax = new float[count];

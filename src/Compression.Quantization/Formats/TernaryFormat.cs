@@ -46,17 +46,17 @@ internal sealed class TernaryFormat(TernaryMethod method) : GroupedFormat
         return new SegmentParameters(RoundScale(mean, options.ScaleStorage), 0, 1f, 0.7f * mean);
     }
 
-    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options)
+    private protected override GroupScales ChooseScales(DenseTensor weight, ScaleLayout layout, GroupStats[] stats, RtnOptions options, System.Threading.Tasks.ParallelOptions parallel)
     {
         if (Method == TernaryMethod.AbsMean)
         {
-            return base.ChooseScales(weight, layout, stats, options);
+            return base.ChooseScales(weight, layout, stats, options, parallel);
         }
 
         // TWN: α is the mean of the kept magnitudes, a second look at each group's values.
         var scales = new float[stats.Length];
         var thresholds = new float[stats.Length];
-        System.Threading.Tasks.Parallel.For(0, stats.Length, g =>
+        System.Threading.Tasks.Parallel.For(0, stats.Length, parallel, g =>
         {
             thresholds[g] = ChooseGroup(stats[g], 1f, options).Threshold;
             scales[g] = RoundScale(KeptMean(weight, layout, g, thresholds[g]), options.ScaleStorage);
