@@ -88,7 +88,7 @@ public static class CompressedModels
             }
         }
 
-        JsonObject config = JsonNode.Parse(configText) as JsonObject
+        JsonObject config = JsonNode.Parse(configText, documentOptions: new System.Text.Json.JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
             ?? throw new InvalidDataException("The model's config.json is not a JSON object.");
         config.Remove("quantization_config");
         writer.Save(folder, config, ignore ?? ["lm_head"]);

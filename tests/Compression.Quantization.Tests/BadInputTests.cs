@@ -89,17 +89,17 @@ public class BadInputTests
     }
 
     [Fact]
-    public void KnownGap_ConfigWithAByteOrderMark_IsRefusedAsInvalidJson()
+    public void ConfigWithAByteOrderMark_IsRead()
     {
-        // Known gap (docs/reliability.md): a config.json saved with a UTF-8 byte order mark (some Windows editors write
-        // one) is reported as "'0xEF' is an invalid start of a value", because CheckpointQuantizer parses the raw bytes.
-        // Fix: skip a leading EF BB BF before parsing (or name the BOM in the message).
+        // A config.json saved with a UTF-8 byte order mark (some Windows editors write one) was reported as "'0xEF' is an
+        // invalid start of a value"; the mark is skipped now, as File.ReadAllText skips it.
         using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
         string input = folder.File("in");
         WriteCheckpoint(input, poison: false);
         File.WriteAllText(Path.Combine(input, "config.json"), """{"model_type": "llama"}""", new UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
-        InvalidDataException e = Assert.Throws<InvalidDataException>(() => CheckpointQuantizer.Quantize(input, folder.File("out"), QuantizerOptions.W8A16));
-        Assert.Contains("0xEF", e.Message, StringComparison.Ordinal);
+        CheckpointQuantizationResult result = CheckpointQuantizer.Quantize(input, folder.File("out"), QuantizerOptions.W8A16);
+        Assert.NotEmpty(result.Modules);
+        Assert.True(File.Exists(Path.Combine(folder.File("out"), "config.json")));
     }
 
     [Fact]

@@ -121,11 +121,12 @@ public class BadInputTests
         Assert.Contains("model.bin", e.Message, StringComparison.Ordinal);
     }
 
-    // Quantizer.Apply and Pruner.Apply also change layer 0 before refusing layer 1 at the commit this was written on;
-    // the concurrency work's WeightRollback restores them (docs/reliability.md, known gap until it lands): add
-    // [InlineData("quantize")] and [InlineData("prune")] then.
+    // Factorizer checks every targeted weight first; Quantizer.Apply and Pruner.Apply go layer by layer and restore the
+    // layers they had already changed (WeightRollback) when a later one is refused.
     [Theory]
     [InlineData("factorize")]
+    [InlineData("quantize")]
+    [InlineData("prune")]
     public void RefusedModel_KeepsEveryWeightBitForBit(string entryPoint)
     {
         // The NaN is in layer 1, so a run that went layer by layer would have changed layer 0 before refusing.

@@ -116,7 +116,10 @@ public static class CheckpointQuantizer
         JsonObject config;
         try
         {
-            config = JsonNode.Parse(configBytes) as JsonObject ?? throw new InvalidDataException($"{configPath}: not a JSON object.");
+            // A key given twice is refused here (JsonException) rather than thrown as ArgumentException on first access.
+            // A UTF-8 byte order mark (some Windows editors write one) is not JSON; skip it as File.ReadAllText would.
+            ReadOnlySpan<byte> json = configBytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? configBytes.AsSpan(3) : configBytes;
+            config = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject ?? throw new InvalidDataException($"{configPath}: not a JSON object.");
         }
         catch (JsonException e)
         {

@@ -149,7 +149,7 @@ public static class StudentModels
 
     private static string? WithLayerCount(string? configJson, int layers)
     {
-        if (configJson is null || JsonNode.Parse(configJson) is not JsonObject root)
+        if (configJson is null || JsonNode.Parse(configJson, documentOptions: new System.Text.Json.JsonDocumentOptions { AllowDuplicateProperties = false }) is not JsonObject root)
         {
             return null;
         }

@@ -50,7 +50,7 @@ public static class HuggingFaceModels
         {
             using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(folder);
             // A compressed-tensors checkpoint: its quantized layers become QuantizedLinear modules before the rest loads.
-            if (System.Text.Json.Nodes.JsonNode.Parse(configText) is System.Text.Json.Nodes.JsonObject config &&
+            if (System.Text.Json.Nodes.JsonNode.Parse(configText, documentOptions: new System.Text.Json.JsonDocumentOptions { AllowDuplicateProperties = false }) is System.Text.Json.Nodes.JsonObject config &&
                 config["quantization_config"] is System.Text.Json.Nodes.JsonObject quantization)
             {
                 CompressedModels.ReplaceQuantizedLayers(model, quantization, checkpoint);
@@ -170,7 +170,8 @@ public static class HuggingFaceModels
     {
         try
         {
-            return JsonDocument.Parse(text);
+            // A key given twice is refused: Python would silently keep the last one, and JsonNode would throw on access.
+            return JsonDocument.Parse(text, new JsonDocumentOptions { AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
