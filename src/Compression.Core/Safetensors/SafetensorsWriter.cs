@@ -152,7 +152,9 @@ public sealed class SafetensorsWriter
     /// <summary>
     /// Writes shards of at most <paramref name="maxShardBytes"/> data bytes each (a larger tensor gets a shard of its
     /// own), named <c>{baseName}-00001-of-0000N.safetensors</c>, plus <c>{baseName}.safetensors.index.json</c> mapping
-    /// every tensor to its shard, as Hugging Face checkpoints do. Every file is written atomically; the index last.
+    /// every tensor to its shard, as Hugging Face checkpoints do. Every file is first written completely under a hidden
+    /// temporary name, then all are renamed back to back, the index last; shards of an earlier save into the same
+    /// folder under the same base name that the new index does not name are deleted afterwards.
     /// </summary>
     /// <returns>The path of the index file.</returns>
     public string SaveSharded(string directory, long maxShardBytes, string baseName = "model")
@@ -180,41 +182,74 @@ public sealed class SafetensorsWriter
             shards.Add([]);
         }
 
+        // Every shard and the index are written completely under hidden temporary names first, then renamed back to
+        // back, the index last: a killed save leaves the previous checkpoint (or, within the gap between renames, new
+        // shards the old index does not name). Shards of an earlier save with another shard count are deleted once the
+        // new index is in place.
         var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        for (int i = 0; i < shards.Count; i++)
+        var prepared = new List<PreparedAtomicFile>(shards.Count + 1);
+        var fileNames = new HashSet<string>(StringComparer.Ordinal);
+        try
         {
-            string fileName = string.Create(CultureInfo.InvariantCulture, $"{baseName}-{i + 1:D5}-of-{shards.Count:D5}.safetensors");
-            List<Entry> shard = shards[i];
-            AtomicFile.Write(Path.Combine(directory, fileName), stream => WriteFile(stream, shard, _metadata));
-            foreach (Entry entry in shard)
+            Directory.CreateDirectory(directory);
+            for (int i = 0; i < shards.Count; i++)
             {
-                weightMap[entry.Name] = fileName;
+                string fileName = string.Create(CultureInfo.InvariantCulture, $"{baseName}-{i + 1:D5}-of-{shards.Count:D5}.safetensors");
+                List<Entry> shard = shards[i];
+                prepared.Add(AtomicFile.Prepare(Path.Combine(directory, fileName), stream => WriteFile(stream, shard, _metadata)));
+                fileNames.Add(fileName);
+                foreach (Entry entry in shard)
+                {
+                    weightMap[entry.Name] = fileName;
+                }
+            }
+
+            string indexPath = Path.Combine(directory, $"{baseName}.safetensors.index.json");
+            prepared.Add(AtomicFile.Prepare(indexPath, stream => WriteIndex(stream, weightMap)));
+            foreach (PreparedAtomicFile file in prepared)
+            {
+                file.Commit();
+            }
+
+            foreach (string stale in Directory.EnumerateFiles(directory, $"{baseName}-*-of-*.safetensors"))
+            {
+                if (!fileNames.Contains(Path.GetFileName(stale)))
+                {
+                    File.Delete(stale);
+                }
+            }
+
+            return indexPath;
+        }
+        finally
+        {
+            foreach (PreparedAtomicFile file in prepared)
+            {
+                file.Dispose();
             }
         }
+    }
 
-        string indexPath = Path.Combine(directory, $"{baseName}.safetensors.index.json");
-        AtomicFile.Write(indexPath, stream =>
+    private void WriteIndex(Stream stream, SortedDictionary<string, string> weightMap)
+    {
+        using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        json.WriteStartObject();
+        json.WriteStartObject("metadata");
+        json.WriteNumber("total_size", _entries.Sum(e => e.ByteLength));
+        foreach ((string key, string value) in _metadata)
         {
-            using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
-            json.WriteStartObject();
-            json.WriteStartObject("metadata");
-            json.WriteNumber("total_size", _entries.Sum(e => e.ByteLength));
-            foreach ((string key, string value) in _metadata)
-            {
-                json.WriteString(key, value);
-            }
+            json.WriteString(key, value);
+        }
 
-            json.WriteEndObject();
-            json.WriteStartObject("weight_map");
-            foreach ((string name, string file) in weightMap)
-            {
-                json.WriteString(name, file);
-            }
+        json.WriteEndObject();
+        json.WriteStartObject("weight_map");
+        foreach ((string name, string file) in weightMap)
+        {
+            json.WriteString(name, file);
+        }
 
-            json.WriteEndObject();
-            json.WriteEndObject();
-        });
-        return indexPath;
+        json.WriteEndObject();
+        json.WriteEndObject();
     }
 
     private static void WriteFile(Stream stream, List<Entry> entries, Dictionary<string, string> metadata)

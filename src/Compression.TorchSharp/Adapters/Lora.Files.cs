@@ -73,13 +73,17 @@ public static partial class Lora
         }
 
         Directory.CreateDirectory(folder);
-        writer.Save(Path.Combine(folder, WeightsFileName));
         JsonObject config = ConfigOf(options, adapters, dyLoraRank);
-        AtomicFile.Write(Path.Combine(folder, ConfigFileName), stream =>
+        // Both files complete on disk first, then two back-to-back renames: a killed save never pairs new weights with
+        // an old config for longer than the gap between the renames.
+        using PreparedAtomicFile weights = AtomicFile.Prepare(Path.Combine(folder, WeightsFileName), writer.WriteTo);
+        using PreparedAtomicFile configFile = AtomicFile.Prepare(Path.Combine(folder, ConfigFileName), stream =>
         {
             using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
             config.WriteTo(json);
         });
+        weights.Commit();
+        configFile.Commit();
     }
 
     /// <summary>
