@@ -30,6 +30,9 @@ public sealed record LayerQuantization(string Name, string Format, QuantizationM
 /// <param name="Elapsed">Wall-clock time, calibration included.</param>
 public sealed record QuantizationReport(IReadOnlyList<LayerQuantization> Layers, long OriginalBits, long CompressedBits, TimeSpan Elapsed)
 {
+    /// <summary>Layers taken from the layer journal of <see cref="Quantizer.ApplyResumable"/> instead of recomputed.</summary>
+    public int ResumedLayers { get; init; }
+
     /// <summary>OriginalBits / CompressedBits.</summary>
     public double CompressionRatio => CompressedBits == 0 ? 1 : (double)OriginalBits / CompressedBits;
 }

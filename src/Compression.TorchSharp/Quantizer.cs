@@ -4,6 +4,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Globalization;
 using System.Linq;
 using System.Threading;
 using Compression.Calibration;
@@ -60,7 +61,38 @@ public static partial class Quantizer
     /// <exception cref="ArgumentException">GPTQ without calibration data, a sequence that is empty, too long or holds
     /// ids outside the vocabulary, or a pattern that matches no linear layer.</exception>
     public static QuantizationReport Apply(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
-        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        ApplyCore(model, options, calibration, journal: null, progress, cancellationToken);
+
+    /// <summary>
+    /// <see cref="Apply(CausalLanguageModel, QuantizerOptions, IReadOnlyList{int[]}, IProgress{CompressionProgress}?, CancellationToken)"/>
+    /// with layer-level checkpointing for long runs: every finished layer is written (atomically) to
+    /// <paramref name="journalFolder"/>, and a run started again after a crash or a cancellation takes the layers whose
+    /// entries match (same layer, same original weight bits, same options, same calibration ids) from there instead of
+    /// recomputing them; the result equals an uninterrupted run's bit for bit. The folder is deleted when the run
+    /// completes.
+    /// </summary>
+    /// <param name="model">The model; its linear weights are overwritten (restored if the run fails or is cancelled).</param>
+    /// <param name="options">What to quantize and how.</param>
+    /// <param name="calibration">Token sequences; needed for GPTQ.</param>
+    /// <param name="journalFolder">Where finished layers are kept until the run completes (created if needed).</param>
+    /// <param name="progress">Receives one report per layer, resumed or computed.</param>
+    /// <param name="cancellationToken">As for <c>Apply</c>; the journal is kept for the next run.</param>
+    /// <returns>The report; <see cref="QuantizationReport.ResumedLayers"/> counts the layers taken from the journal.</returns>
+    /// <exception cref="ArgumentException">As for <c>Apply</c>, or an empty <paramref name="journalFolder"/>.</exception>
+    public static QuantizationReport ApplyResumable(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
+        string journalFolder, IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(calibration);
+        ArgumentException.ThrowIfNullOrEmpty(journalFolder);
+        var journal = new LayerJournal(journalFolder, calibration);
+        QuantizationReport report = ApplyCore(model, options, calibration, journal, progress, cancellationToken);
+        journal.Delete();
+        return report with { ResumedLayers = journal.Resumed };
+    }
+
+    private static QuantizationReport ApplyCore(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
+        LayerJournal? journal, IProgress<CompressionProgress>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -87,13 +119,13 @@ public static partial class Quantizer
                 for (int i = 0; i < targets.Length; i++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    layers.Add(QuantizeLayer(targets[i], linear[targets[i]], options, hessian: null, cancellationToken, rollback: rollback));
+                    layers.Add(QuantizeLayer(targets[i], linear[targets[i]], options, hessian: null, cancellationToken, rollback: rollback, journal: journal));
                     progress?.Report(new CompressionProgress("quantize", targets[i], i + 1, targets.Length));
                 }
             }
             else
             {
-                CalibrateAndQuantize(model, options, calibration, linear, targets, layers, progress, rollback, cancellationToken);
+                CalibrateAndQuantize(model, options, calibration, linear, targets, layers, progress, rollback, journal, cancellationToken);
             }
         }
         catch
@@ -118,7 +150,7 @@ public static partial class Quantizer
 
     private static void CalibrateAndQuantize(CausalLanguageModel model, QuantizerOptions options, IReadOnlyList<int[]> calibration,
         Dictionary<string, Linear> linear, string[] targets, List<LayerQuantization> layers, IProgress<CompressionProgress>? progress,
-        WeightRollback rollback, CancellationToken cancellationToken)
+        WeightRollback rollback, LayerJournal? journal, CancellationToken cancellationToken)
     {
         int done = 0;
         BlockCalibration.Run(model, calibration, linear, targets, (name, hessian) =>
@@ -126,7 +158,7 @@ public static partial class Quantizer
             // Targets outside the blocks (a head that is not ignored) get round-to-nearest: GPTQ needs their inputs,
             // which only the full forward pass produces.
             QuantizerOptions layerOptions = hessian is null ? options with { Method = QuantizationMethod.RoundToNearest } : options;
-            layers.Add(QuantizeLayer(name, linear[name], layerOptions, hessian, cancellationToken, rollback: rollback));
+            layers.Add(QuantizeLayer(name, linear[name], layerOptions, hessian, cancellationToken, rollback: rollback, journal: journal));
             progress?.Report(new CompressionProgress("quantize", name, ++done, targets.Length));
         }, cancellationToken);
     }
@@ -134,16 +166,22 @@ public static partial class Quantizer
     /// <summary>Quantizes one layer in place (fake-quantized); <paramref name="prior"/> is an earlier stage's result,
     /// e.g. a pruned weight whose mask GPTQ keeps; <paramref name="rollback"/> receives the original before it is overwritten.</summary>
     internal static LayerQuantization QuantizeLayer(string name, Linear layer, QuantizerOptions options, HessianAccumulator? hessian,
-        CancellationToken cancellationToken, CompressedTensor? prior = null, WeightRollback? rollback = null)
+        CancellationToken cancellationToken, CompressedTensor? prior = null, WeightRollback? rollback = null, LayerJournal? journal = null)
     {
         var clock = Stopwatch.StartNew();
         RtnOptions format = options.OptionsFor(name);
         Parameter weight = layer.weight!;
         DenseTensor dense = weight.ToDenseTensor();
-        CompressedTensor compressed;
+        CompressedTensor compressed = null!;
         double objective = double.NaN;
         QuantizationMethod method = hessian is null ? QuantizationMethod.RoundToNearest : QuantizationMethod.Gptq;
-        if (hessian is null)
+        string? fingerprint = journal?.Fingerprint(name, dense, InvariantText(method, format, hessian is null ? null : options.Gptq with { Quantization = format }));
+        bool resumed = fingerprint is not null && journal!.TryLoad(name, fingerprint, out compressed, out objective);
+        if (resumed)
+        {
+            // The stored result equals what the code below would compute.
+        }
+        else if (hessian is null)
         {
             compressed = new RoundToNearestQuantizer(format).Compress(dense, CompressionContext.Default with { LayerName = name, Prior = prior, CancellationToken = cancellationToken });
         }
@@ -155,11 +193,32 @@ public static partial class Quantizer
             compressed = result;
         }
 
+        if (fingerprint is not null && !resumed)
+        {
+            journal!.Store(name, fingerprint, compressed, objective);
+        }
+
         using Tensor dequantized = compressed.Decompress().ToTorchTensor();
         rollback?.Save(weight);
         weight.copy_(dequantized);
         string granularity = format.EffectiveGranularity.ToString() ?? "";
         return new LayerQuantization(name, $"{format.Format.Name} {granularity}", method, dense.Rows, dense.Columns,
             (double)compressed.StorageBits / dense.Length, objective, clock.Elapsed) { Weight = compressed };
+    }
+
+    // Record texts (format, GPTQ options) under the invariant culture, so a journal fingerprint does not depend on the
+    // machine's locale.
+    private static string InvariantText(QuantizationMethod method, RtnOptions format, GptqOptions? gptq)
+    {
+        CultureInfo saved = CultureInfo.CurrentCulture;
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        try
+        {
+            return $"{method}|{format}|{gptq}";
+        }
+        finally
+        {
+            CultureInfo.CurrentCulture = saved;
+        }
     }
 }

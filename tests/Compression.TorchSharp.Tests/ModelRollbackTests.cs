@@ -98,4 +98,64 @@ public class ModelRollbackTests
         AssertBitIdentical(Snapshot(uninterrupted), model);
         Assert.False(Snapshot(model).All(p => original[p.Key].bytes.SequenceEqual(p.Value.bytes)), "The rerun changed nothing.");
     }
+
+    [Theory]
+    [InlineData("gptq", 3)]
+    [InlineData("rtn", 5)]
+    public void ApplyResumable_CancelledAfterSomeLayers_ResumesThoseLayers_AndEqualsAnUninterruptedRun(string method, int cancelAfter)
+    {
+        int[][] calibration = Calibration();
+        QuantizerOptions options = QuantizerOptions.W4A16 with
+        {
+            Quantization = RtnOptions.W4Group128 with { Granularity = Granularity.PerGroup(32) },
+            Method = method == "gptq" ? QuantizationMethod.Gptq : QuantizationMethod.RoundToNearest,
+        };
+        string journal = Path.Combine(Path.GetTempPath(), $"layer-journal-{Guid.NewGuid():N}");
+        try
+        {
+            using CausalLanguageModel model = HuggingFaceModels.Load(SharedData.File("tinystories-656k"));
+            Dictionary<string, Tensor> original = Snapshot(model);
+            using var source = new CancellationTokenSource();
+            Assert.ThrowsAny<OperationCanceledException>(() =>
+                Quantizer.ApplyResumable(model, options, calibration, journal, new CancelAfter(source, cancelAfter), source.Token));
+            AssertBitIdentical(original, model);
+            Assert.Equal(cancelAfter, Directory.GetFiles(journal, "*.safetensors").Length);
+
+            // A journal written for other options is not reused (and is overwritten layer by layer).
+            using (CausalLanguageModel other = HuggingFaceModels.Load(SharedData.File("tinystories-656k")))
+            {
+                string otherJournal = journal + "-copy";
+                CopyFolder(journal, otherJournal);
+                QuantizationReport mismatched = Quantizer.ApplyResumable(other, options with { Quantization = RtnOptions.W8PerChannel }, calibration, otherJournal);
+                Assert.Equal(0, mismatched.ResumedLayers);
+                Assert.False(Directory.Exists(otherJournal));
+            }
+
+            QuantizationReport resumed = Quantizer.ApplyResumable(model, options, calibration, journal);
+            Assert.Equal(cancelAfter, resumed.ResumedLayers);
+            Assert.False(Directory.Exists(journal), "The journal is deleted when the run completes.");
+
+            using CausalLanguageModel uninterrupted = HuggingFaceModels.Load(SharedData.File("tinystories-656k"));
+            QuantizationReport expected = Quantizer.Apply(uninterrupted, options, calibration);
+            AssertBitIdentical(Snapshot(uninterrupted), model);
+            Assert.Equal(expected.Layers.Select(l => l.Objective), resumed.Layers.Select(l => l.Objective));
+            Assert.Equal(expected.CompressedBits, resumed.CompressedBits);
+        }
+        finally
+        {
+            if (Directory.Exists(journal))
+            {
+                Directory.Delete(journal, recursive: true);
+            }
+        }
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+    }
 }
