@@ -38,7 +38,9 @@ public static class Factorizer
     /// <param name="calibration">Token sequences (each at most the model's context); needed when the factorisation is
     /// activation-aware, ignored otherwise.</param>
     /// <param name="progress">One report per layer.</param>
-    /// <param name="cancellationToken">Checked between layers and calibration sequences.</param>
+    /// <param name="cancellationToken">Checked between layers and calibration sequences. A cancelled or failed run puts
+    /// back every weight it had overwritten (modules are swapped only once every layer is done), so the model is either
+    /// fully factorised or untouched.</param>
     /// <exception cref="ArgumentException">A pattern matches no linear layer; activation-aware factorisation without
     /// (or with invalid) calibration sequences; a rank that does not fit a layer; a budget that cannot be met.</exception>
     public static FactorizationReport Apply(CausalLanguageModel model, FactorizerOptions options, IReadOnlyList<int[]>? calibration = null,
@@ -76,6 +78,7 @@ public static class Factorizer
         Dictionary<string, LowRankOptions?> perLayer = Allocate(linear, targets, options, cancellationToken);
         var layers = new Dictionary<string, LayerFactorization>(StringComparer.Ordinal);
         int done = 0;
+        using var rollback = new WeightRollback();
         void FactorizeLayer(string name, HessianAccumulator? hessian)
         {
             var layerClock = Stopwatch.StartNew();
@@ -110,6 +113,7 @@ public static class Factorizer
                 // the modules are swapped at the end.
                 using (Tensor product = result.Decompress().ToTorchTensor())
                 {
+                    rollback.Save(layer.weight!);
                     layer.weight!.copy_(product);
                 }
 
@@ -121,7 +125,15 @@ public static class Factorizer
             progress?.Report(new CompressionProgress("factorize", name, ++done, targets.Length));
         }
 
-        BlockCalibration.ForEachTarget(model, calibration, linear, targets, aware, FactorizeLayer, cancellationToken);
+        try
+        {
+            BlockCalibration.ForEachTarget(model, calibration, linear, targets, aware, FactorizeLayer, cancellationToken);
+        }
+        catch
+        {
+            rollback.Restore();
+            throw;
+        }
 
         if (options.ReplaceModules)
         {

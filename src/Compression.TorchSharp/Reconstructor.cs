@@ -41,8 +41,8 @@ public static class Reconstructor
     /// <param name="options">The compressor, the fit and the targets.</param>
     /// <param name="calibration">Token sequences (each at most the model's context, ids inside the vocabulary).</param>
     /// <param name="progress">Receives one report per layer.</param>
-    /// <param name="cancellationToken">Checked between layers and inside each fit; a cancelled run leaves the layers
-    /// before the current one refitted and the rest untouched.</param>
+    /// <param name="cancellationToken">Checked between layers and inside each fit. A cancelled or failed run puts back
+    /// every weight it had overwritten, so the model is either fully refitted or untouched.</param>
     /// <exception cref="ArgumentException">No calibration sequences or an invalid one (<paramref name="calibration"/>), a
     /// pattern that matches no linear layer, or a compressor whose results have no continuous parameters
     /// (<paramref name="options"/>).</exception>
@@ -64,6 +64,7 @@ public static class Reconstructor
         string[] targets = options.Selection.SelectTargets(linear.Keys);
         var compressor = new ReconstructingCompressor(options.Compressor, options.Reconstruction);
         var layers = new List<LayerReconstruction>();
+        using var rollback = new WeightRollback();
         void Refit(string name, HessianAccumulator? hessian)
         {
             Linear layer = linear[name];
@@ -82,6 +83,7 @@ public static class Reconstructor
 
             using (Tensor values = fit.Tensor.Decompress().ToTorchTensor())
             {
+                rollback.Save(layer.weight!);
                 layer.weight!.copy_(values);
             }
 
@@ -97,7 +99,16 @@ public static class Reconstructor
             throw new ArgumentException($"Layer-wise reconstruction needs each layer's inputs, recorded block by block; {string.Join(", ", outside)} lie outside the decoder blocks: add them to Ignore.", nameof(options));
         }
 
-        BlockCalibration.Run(model, calibration, linear, targets, Refit, cancellationToken);
+        try
+        {
+            BlockCalibration.Run(model, calibration, linear, targets, Refit, cancellationToken);
+        }
+        catch
+        {
+            rollback.Restore();
+            throw;
+        }
+
         return new ReconstructionReport(layers, clock.Elapsed);
     }
 }
