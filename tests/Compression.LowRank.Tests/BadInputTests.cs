@@ -37,16 +37,8 @@ public class BadInputTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void BadInput_IsRefused_WithTheDocumentedException(string why, Action call, Type expected, string? parameter, string detail)
-    {
-        Exception e = Assert.Throws(expected, call);
-        if (e is ArgumentException argument)
-        {
-            Assert.True(parameter == argument.ParamName, $"{why}: expected parameter '{parameter}', got '{argument.ParamName}' ({e.Message})");
-        }
-
-        Assert.True(e.Message.Contains(detail, StringComparison.Ordinal), $"{why}: the message '{e.Message}' does not say '{detail}'");
-    }
+    public void BadInput_IsRefused_WithTheDocumentedException(string why, Action call, Type expected, string? parameter, string detail) =>
+        BadInput.AssertRefused(why, call, expected, parameter, detail);
 
     public static TheoryData<string> Rules => new(["fixed", "energy", "ratio"]);
 
@@ -86,10 +78,5 @@ public class BadInputTests
 
     private static CompressionContext Hessian(int columns) => new() { InputHessian = RandomData.CorrelatedHessian(columns, 64, seed: 3) };
 
-    private static DenseTensor WithValue(float value)
-    {
-        DenseTensor w = Good.Clone();
-        w[2, 5] = value;
-        return w;
-    }
+    private static DenseTensor WithValue(float value) => BadInput.WithValueAt25(Good, value);
 }

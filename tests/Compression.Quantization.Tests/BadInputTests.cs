@@ -66,16 +66,8 @@ public class BadInputTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void BadInput_IsRefused_WithTheDocumentedException(string why, Action call, Type expected, string? parameter, string detail)
-    {
-        Exception e = Assert.Throws(expected, call);
-        if (e is ArgumentException argument)
-        {
-            Assert.True(parameter == argument.ParamName, $"{why}: expected parameter '{parameter}', got '{argument.ParamName}' ({e.Message})");
-        }
-
-        Assert.True(e.Message.Contains(detail, StringComparison.Ordinal), $"{why}: the message '{e.Message}' does not say '{detail}'");
-    }
+    public void BadInput_IsRefused_WithTheDocumentedException(string why, Action call, Type expected, string? parameter, string detail) =>
+        BadInput.AssertRefused(why, call, expected, parameter, detail);
 
     [Fact]
     public void NaNInACheckpointWeight_IsRefusedNamingTheModule()
@@ -174,12 +166,7 @@ public class BadInputTests
 
     private static CompressionContext Hessian(int columns) => new() { InputHessian = RandomData.CorrelatedHessian(columns, 64, seed: 4) };
 
-    private static DenseTensor WithValue(float value)
-    {
-        DenseTensor w = Good.Clone();
-        w[2, 5] = value;
-        return w;
-    }
+    private static DenseTensor WithValue(float value) => BadInput.WithValueAt25(Good, value);
 
     private static void WithGpu(Action<GpuContext> body)
     {
