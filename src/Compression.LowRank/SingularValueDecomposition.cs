@@ -3,9 +3,12 @@
 
 using System;
 using System.Threading;
+using Compression.Gpu.Runtime;
+using Compression.LowRank.Gpu;
 using Compression.LowRank.Numerics;
 using Compression.Numerics;
 using Compression.Tensors;
+using ILGPU.Runtime;
 using MathNet.Numerics.LinearAlgebra;
 
 namespace Compression.LowRank;
@@ -102,8 +105,22 @@ public sealed class SingularValueDecomposition
         CancellationToken cancellationToken = default)
     {
         double[] a = ToDouble(matrix, nameof(matrix));
+        options ??= RandomizedSvdOptions.Default;
+        if (GpuSelection.Select(options.Device, matrix.Length >= AutoGpuMinimumElements, "randomized SVD") is { } gpu)
+        {
+            RequireRank(rank, matrix.Rows, matrix.Columns);
+            lock (gpu.SyncRoot)
+            {
+                using ScopedAcceleratorBinding binding = gpu.Accelerator.BindScoped();
+                return new GpuRandomizedSvd(gpu, options).Decompose(matrix, rank, cancellationToken);
+            }
+        }
+
         return Randomized(a, matrix.Rows, matrix.Columns, rank, options, cancellationToken);
     }
+
+    /// <summary>Below this many elements <see cref="ComputeDevice.Auto"/> keeps the randomized SVD on the CPU.</summary>
+    public const long AutoGpuMinimumElements = 1L << 20;
 
     /// <summary>The leading singular triplets of the m×n row-major float64 <paramref name="matrix"/>; see the
     /// <see cref="DenseTensor"/> overload.</summary>

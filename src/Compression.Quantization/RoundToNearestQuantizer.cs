@@ -2,7 +2,10 @@
 // Part of the Compression library for .NET.
 
 using System;
+using Compression.Gpu.Runtime;
+using Compression.Quantization.Gpu;
 using Compression.Tensors;
+using ILGPU.Runtime;
 
 namespace Compression.Quantization;
 
@@ -15,9 +18,18 @@ namespace Compression.Quantization;
 /// otherwise become NaN or ∞ for the whole group. All-zero groups get scale 0 and decode to exact zeros. A prior
 /// stage's <see cref="CompressedTensor.SparsityMask"/> is kept: every format here codes 0 exactly, so pruned weights
 /// stay zero.
+/// <para>Device: <see cref="RtnOptions.Device"/>. Under <see cref="ComputeDevice.Auto"/> a weight of at least
+/// <see cref="AutoGpuMinimumWeights"/> elements whose options the GPU kernels cover is quantized on the GPU when the
+/// process has one (<see cref="GpuSelection"/>); the GPU result equals the CPU's bit for bit, so only the speed
+/// changes. The overload that quantizes into a <see cref="QuantizedTensorStorage"/> always runs on the CPU (it exists
+/// to reuse host memory in streaming pipelines).</para>
 /// </remarks>
 public sealed class RoundToNearestQuantizer : ICompressor
 {
+    /// <summary>Below this many weights <see cref="ComputeDevice.Auto"/> stays on the CPU: the upload and download of
+    /// a smaller weight cost more than the CPU SIMD path takes for it.</summary>
+    public const long AutoGpuMinimumWeights = 1L << 20;
+
     /// <summary>Creates a quantizer.</summary>
     public RoundToNearestQuantizer(RtnOptions options)
     {
@@ -53,9 +65,28 @@ public sealed class RoundToNearestQuantizer : ICompressor
         }
 
         Options.Validate(weight.Rows, weight.Columns);
+        GpuContext? gpu = GpuSelection.Select(Options.Device,
+            weight.Length >= AutoGpuMinimumWeights && GpuRoundToNearestQuantizer.Supports(Options), "rtn");
+        if (gpu is not null)
+        {
+            return NamingTheLayer(context, () => QuantizeOnGpu(gpu, weight));
+        }
+
         // Finiteness is checked in the statistics pass (the first read of every weight), not by a pass of its own:
         // at memory speed an extra read would cost a third of the run.
         return NamingTheLayer(context, () => Options.Format.Quantize(weight, Options, context.CancellationToken));
+    }
+
+    private QuantizedTensor QuantizeOnGpu(GpuContext gpu, DenseTensor weight)
+    {
+        // The GPU quantizer refuses options it has no kernel for (NotSupportedException): with ComputeDevice.Gpu that
+        // is the answer the caller asked for; Auto never gets here with such options.
+        var quantizer = new GpuRoundToNearestQuantizer(gpu, Options);
+        lock (gpu.SyncRoot)
+        {
+            using ScopedAcceleratorBinding binding = gpu.Accelerator.BindScoped();
+            return quantizer.Quantize(weight);
+        }
     }
 
     /// <summary>

@@ -81,6 +81,16 @@ public sealed record RtnOptions
     /// down; saturating is the safe choice there.</summary>
     public bool Saturate { get; init; } = true;
 
+    /// <summary>Where the quantizer runs: <see cref="ComputeDevice.Auto"/> (default: the GPU for large weights when
+    /// one is present, else the CPU), <see cref="ComputeDevice.Cpu"/> or <see cref="ComputeDevice.Gpu"/>. The codes
+    /// are the same on both.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not a defined device.</exception>
+    public ComputeDevice Device
+    {
+        get;
+        init => field = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(Device), value, "Auto, Cpu or Gpu.");
+    }
+
     /// <summary>The granularity in effect: <see cref="Granularity"/> or the format's default.</summary>
     public Granularity EffectiveGranularity => Granularity ?? Format.DefaultGranularity;
 

@@ -4,6 +4,7 @@
 using System;
 using System.Collections.Concurrent;
 using System.Linq;
+using System.Threading;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -44,6 +45,11 @@ public sealed class GpuContext : IDisposable
 
     /// <summary>What the accelerator is.</summary>
     public GpuDeviceKind Kind { get; }
+
+    /// <summary>The lock that work on this context's default stream holds when the context is shared between threads
+    /// (<see cref="GpuSelection"/>): kernels, copies and synchronisations of one caller must not interleave with
+    /// another's.</summary>
+    public Lock SyncRoot { get; } = new();
 
     /// <summary>The device's name as the driver reports it.</summary>
     public string DeviceName => Accelerator.Name;
@@ -104,6 +110,9 @@ public sealed class GpuContext : IDisposable
         ArgumentNullException.ThrowIfNull(load);
         return (TDelegate)_kernels.GetOrAdd(key, _ => load(Accelerator));
     }
+
+    /// <summary>How many kernels have been loaded on this context (tests use it to see that a route ran here).</summary>
+    public int LoadedKernelCount => _kernels.Count;
 
     /// <summary>Releases the accelerator and the context.</summary>
     public void Dispose()

@@ -101,6 +101,18 @@ public sealed record GptqOptions
     /// </summary>
     public HadamardRotationParameters? Rotation { get; init; }
 
+    /// <summary>Where the sweep runs: <see cref="ComputeDevice.Auto"/> (default: the GPU for layers of at least a
+    /// million weights when one is present and its sweep covers the format, else the CPU), <see cref="ComputeDevice.Cpu"/>
+    /// or <see cref="ComputeDevice.Gpu"/>. The GPU sweep runs in float32 with a different summation order, so a weight
+    /// within rounding of a decision boundary can take the other code (docs/gptq.md); <see cref="GptqReport.Device"/>
+    /// says which ran. <see cref="Quantization"/>'s own device setting is not used by GPTQ.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not a defined device.</exception>
+    public ComputeDevice Device
+    {
+        get;
+        init => field = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(Device), value, "Auto, Cpu or Gpu.");
+    }
+
     /// <summary>Creates the quantizer.</summary>
     public GptqQuantizer CreateCompressor() => new(this);
 

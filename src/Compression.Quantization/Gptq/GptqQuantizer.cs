@@ -6,9 +6,12 @@ using System.Diagnostics;
 using System.Linq;
 using System.Numerics.Tensors;
 using System.Threading.Tasks;
+using Compression.Gpu.Runtime;
 using Compression.Numerics;
+using Compression.Quantization.Gpu;
 using Compression.Quantization.Rotation;
 using Compression.Tensors;
+using ILGPU.Runtime;
 using Microsoft.Extensions.Logging;
 
 namespace Compression.Quantization;
@@ -53,12 +56,13 @@ public sealed class GptqQuantizer : ICompressor
     /// <summary>Creates a quantizer.</summary>
     /// <exception cref="ArgumentException">The options cannot be used with GPTQ (see <see cref="GptqOptions.Validate()"/>).</exception>
     public GptqQuantizer(GptqOptions options)
-        : this(options, CpuGptqEngine.Instance)
+        : this(options, null)
     {
     }
 
-    /// <summary>Creates a quantizer whose sweep and objective run on <paramref name="engine"/> (the GPU quantizer's).</summary>
-    internal GptqQuantizer(GptqOptions options, GptqEngine engine)
+    /// <summary>Creates a quantizer whose sweep and objective run on <paramref name="engine"/> (the GPU quantizer's), or
+    /// on the engine <see cref="GptqOptions.Device"/> selects per call when null.</summary>
+    internal GptqQuantizer(GptqOptions options, GptqEngine? engine)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -66,7 +70,7 @@ public sealed class GptqQuantizer : ICompressor
         _engine = engine;
     }
 
-    private readonly GptqEngine _engine;
+    private readonly GptqEngine? _engine;
 
     /// <summary>The options.</summary>
     public GptqOptions Options { get; }
@@ -132,12 +136,6 @@ public sealed class GptqQuantizer : ICompressor
                 "weight without Rotation.", nameof(context));
         }
 
-        if (!_engine.SupportsSparsityMask)
-        {
-            throw new NotSupportedException(
-                $"gptq: the {_engine.Device} sweep cannot keep a sparsity mask (CompressionContext.Prior); use GptqQuantizer on the CPU for pruned weights.");
-        }
-
         return mask;
     }
 
@@ -170,8 +168,38 @@ public sealed class GptqQuantizer : ICompressor
         }
     }
 
+    /// <summary>Runs on the fixed engine, or on the one <see cref="GptqOptions.Device"/> selects: under
+    /// <see cref="ComputeDevice.Auto"/> the GPU takes layers of at least <see cref="RoundToNearestQuantizer.AutoGpuMinimumWeights"/>
+    /// weights whose options its sweep covers and that carry no sparsity mask.</summary>
     private GptqTensor Run(DenseTensor weight, double[] hessian, SparsityMask? mask, CompressionContext context)
     {
+        if (_engine is not null)
+        {
+            return Run(_engine, weight, hessian, mask, context);
+        }
+
+        bool worthIt = mask is null && weight.Length >= RoundToNearestQuantizer.AutoGpuMinimumWeights && GpuGptqEngine.Supports(Options);
+        if (GpuSelection.Select(Options.Device, worthIt, "gptq") is not { } gpu)
+        {
+            return Run(CpuGptqEngine.Instance, weight, hessian, mask, context);
+        }
+
+        GpuGptqEngine.ThrowIfUnsupported(Options);
+        lock (gpu.SyncRoot)
+        {
+            using ScopedAcceleratorBinding binding = gpu.Accelerator.BindScoped();
+            return Run(new GpuGptqEngine(gpu), weight, hessian, mask, context);
+        }
+    }
+
+    private GptqTensor Run(GptqEngine engine, DenseTensor weight, double[] hessian, SparsityMask? mask, CompressionContext context)
+    {
+        if (mask is not null && !engine.SupportsSparsityMask)
+        {
+            throw new NotSupportedException(
+                $"gptq: the {engine.Device} sweep cannot keep a sparsity mask (CompressionContext.Prior); use GptqQuantizer on the CPU for pruned weights.");
+        }
+
         var clock = Stopwatch.StartNew();
         HadamardRotation? rotation = Options.Rotation is { } rotationParameters ? new HadamardRotation(rotationParameters) : null;
         if (rotation is not null)
@@ -271,7 +299,7 @@ public sealed class GptqQuantizer : ICompressor
         int[] groupOfColumn = staticGroups ? order.Select(j => j / groupSize).ToArray() : [];
 
         var phase = Stopwatch.StartNew();
-        (GptqFactor factor, double lambda, double percent, int attempts) = Factorize(hp, columns, context);
+        (GptqFactor factor, double lambda, double percent, int attempts) = Factorize(engine, hp, columns, context);
         TimeSpan factorization = phase.Elapsed;
         phase.Restart();
         var codes = new byte[rows * columns];
@@ -280,7 +308,7 @@ public sealed class GptqQuantizer : ICompressor
         {
             var problem = new GptqSweepProblem(format, rtn, rows, columns, block, groupSize, groups, wp, groupOfColumn, parameters, tensorScale,
                 codes, columnLoss) { Keep = keep };
-            _engine.Sweep(problem, factor, context);
+            engine.Sweep(problem, factor, context);
         }
 
         TimeSpan sweep = phase.Elapsed;
@@ -316,7 +344,7 @@ public sealed class GptqQuantizer : ICompressor
         });
 
         phase.Restart();
-        double objective = rows == 0 || columns == 0 ? 0 : _engine.SumOfQuadraticForms(delta, rows, columns, hp, context.CancellationToken) / 2;
+        double objective = rows == 0 || columns == 0 ? 0 : engine.SumOfQuadraticForms(delta, rows, columns, hp, context.CancellationToken) / 2;
         TimeSpan objectiveTime = phase.Elapsed;
         var losses = new double[columns];
         for (int k = 0; k < columns; k++)
@@ -326,7 +354,7 @@ public sealed class GptqQuantizer : ICompressor
 
         var report = new GptqReport(objective, losses, losses.Sum(), lambda, percent, attempts, dead, order, clock.Elapsed)
         {
-            Device = _engine.Device,
+            Device = engine.Device,
             FactorizationTime = factorization,
             SweepTime = sweep,
             ObjectiveTime = objectiveTime,
@@ -335,7 +363,7 @@ public sealed class GptqQuantizer : ICompressor
     }
 
     /// <summary>U with UᵀU = (H + λI)⁻¹ (in the engine's memory), raising λ geometrically while the factorization fails.</summary>
-    private (GptqFactor Factor, double Lambda, double Percent, int Attempts) Factorize(double[] h, int columns, CompressionContext context)
+    private (GptqFactor Factor, double Lambda, double Percent, int Attempts) Factorize(GptqEngine engine, double[] h, int columns, CompressionContext context)
     {
         double meanDiagonal = 0;
         for (int j = 0; j < columns; j++)
@@ -348,7 +376,7 @@ public sealed class GptqQuantizer : ICompressor
         for (int attempt = 1; ; attempt++)
         {
             double lambda = percent * meanDiagonal;
-            if (_engine.TryFactorize(h, columns, lambda, context.CancellationToken) is { } upper)
+            if (engine.TryFactorize(h, columns, lambda, context.CancellationToken) is { } upper)
             {
                 if (attempt > 1)
                 {

@@ -17,6 +17,22 @@ namespace Compression.Quantization.Gpu;
 /// </summary>
 internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
 {
+    /// <summary>Whether the device sweep covers <paramref name="options"/>: the formats of the fast RTN kernels
+    /// (float32 scales, saturating, no clipping search), not ternary or NF4.</summary>
+    public static bool Supports(GptqOptions options) =>
+        options.Quantization.Format is not (TernaryFormat or Nf4Format) && GpuRoundToNearestQuantizer.IsFast(options.Quantization);
+
+    /// <exception cref="NotSupportedException">The device sweep does not cover the options.</exception>
+    public static void ThrowIfUnsupported(GptqOptions options)
+    {
+        if (!Supports(options))
+        {
+            throw new NotSupportedException(
+                $"GPU GPTQ runs integer, FP, MX and NVFP4 formats with float32 scales, saturating, without the clipping search; " +
+                $"{options.Quantization.Format} with these options needs the CPU GptqQuantizer.");
+        }
+    }
+
     private static readonly object s_sweep = new(), s_sweepWarp = new(), s_update = new(), s_quadratic = new();
 
     public override string Device => gpu.DeviceName;

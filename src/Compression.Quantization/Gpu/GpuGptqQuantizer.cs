@@ -37,13 +37,7 @@ public sealed class GpuGptqQuantizer : ICompressor
         ArgumentNullException.ThrowIfNull(gpu);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (options.Quantization.Format is TernaryFormat or Nf4Format || !GpuRoundToNearestQuantizer.IsFast(options.Quantization))
-        {
-            throw new NotSupportedException(
-                $"GPU GPTQ runs integer, FP, MX and NVFP4 formats with float32 scales, saturating, without the clipping search; " +
-                $"{options.Quantization.Format} with these options needs the CPU GptqQuantizer.");
-        }
-
+        GpuGptqEngine.ThrowIfUnsupported(options);
         _quantizer = new GptqQuantizer(options, new GpuGptqEngine(gpu));
     }
 

@@ -366,6 +366,14 @@ public sealed class GpuRoundToNearestQuantizer
         return result;
     }
 
+    /// <summary>Whether the GPU kernels cover <paramref name="options"/> (what the constructor accepts).</summary>
+    public static bool Supports(RtnOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Format is IntegerFormat or FloatFormat or MicroscalingFormat or Nvfp4Format or Nf4Format or TernaryFormat &&
+               !(options.Clipping is not null && options.Format is FloatFormat or MicroscalingFormat or Nvfp4Format);
+    }
+
     private static void CheckSupported(RtnOptions options)
     {
         if (options.Format is not (IntegerFormat or FloatFormat or MicroscalingFormat or Nvfp4Format or Nf4Format or TernaryFormat))
