@@ -64,7 +64,19 @@ public sealed class GpuContext : IDisposable
     /// <param name="reason">Why none was created, or the device chosen.</param>
     public static bool TryCreateBest(out GpuContext? context, out string reason)
     {
-        Context ilgpu = Context.Create(builder => builder.Default().EnableAlgorithms());
+        Context ilgpu;
+        try
+        {
+            ilgpu = Context.Create(builder => builder.Default().EnableAlgorithms());
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Probing the drivers can fail on a machine with a broken CUDA or OpenCL installation: that is "no GPU".
+            context = null;
+            reason = $"The GPU drivers could not be probed: {e.Message}";
+            return false;
+        }
+
         try
         {
             Device? device = ilgpu.Devices.FirstOrDefault(d => d.AcceleratorType == AcceleratorType.Cuda)
