@@ -137,11 +137,18 @@ internal static class GptqLayers
         return (times[HessianRuns / 2], hessian!);
     }
 
-    private static void Print(string device, int cols, int n, double hessianSeconds, double quantizeSeconds, GptqReport report) =>
+    private static void Print(string device, int cols, int n, double hessianSeconds, double quantizeSeconds, GptqReport report)
+    {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{device} {cols}x{cols}, {n} rows: hessian {hessianSeconds * 1e3:F3} ms, quantize {quantizeSeconds:F3} s " +
             $"(factorize {report.FactorizationTime.TotalSeconds:F3}, sweep {report.SweepTime.TotalSeconds:F3}, objective {report.ObjectiveTime.TotalSeconds:F3}), " +
             $"error (sum of losses, reference scale) {report.TotalLoss * BatchRows:F1}, objective {report.Objective:F3}"));
+        string where = device.StartsWith("cpu", StringComparison.OrdinalIgnoreCase) ? "cpu" : "gpu";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"RESULT gptq-{where}-hessian|{cols}x{cols} n{n}|{hessianSeconds * 1e3:F3}||"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"RESULT gptq-{where}-quantize|{cols}x{cols} n{n}|{quantizeSeconds * 1e3:F1}||objective {report.Objective:G6}"));
+    }
 
     /// <summary>Random weight; correlated inputs X = Z·A (A = I + noise/√cols) with every 64th channel ×20.</summary>
     private static (DenseTensor W, DenseTensor X) Inputs(int cols, int n, int seed)

@@ -80,6 +80,8 @@ internal static class SvdBench
             double error = RelativeError(a, result!);
             Console.WriteLine($"gpu randomized svd {size}×{size} rank {rank}: {svdMs,9:F1} ms; σ₁ = {result!.SingularValues[0]:G6}, " +
                               $"σ_{rank} = {result.SingularValues[rank - 1]:G6}, ‖A − Â‖_F/‖A‖_F = {error:G6}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"RESULT svd-randomized|{size}x{size} r{rank}|{svdMs:F3}||error {error:G6}"));
 
             int sketch = Math.Min(rank + Oversampling, size);
             float[] panelHost = RandomValues(sketch * size, seed: 3);

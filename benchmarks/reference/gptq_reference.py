@@ -106,6 +106,10 @@ def main():
         delta = (w.to(device) - layer.weight.data).double()
         objective = ((delta @ x.double().t()) ** 2).sum().item() / x.shape[0]
         print(f"{name}: hessian {hessian_s * 1e3:.3f} ms (one X^T X product {gemm_s * 1e3:.3f} ms), quantize {quant_s:.3f} s, objective {objective:.3f}")
+        cols = w.shape[1]
+        print(f"RESULT torch-gptq-{device}-hessian|{cols}x{cols} n{x.shape[0]}|{hessian_s * 1e3:.3f}||")
+        print(f"RESULT torch-gptq-{device}-quantize|{cols}x{cols} n{x.shape[0]}|{quant_s * 1e3:.1f}||objective {objective:.6g}")
+        print(f"RESULT torch-sgemm-xtx|{cols}x{cols} n{x.shape[0]}|{gemm_s * 1e3:.3f}|{2 * cols * cols * x.shape[0] / gemm_s / 1e12:.2f} TFLOP/s|one X^T X")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ def main():
     u, s, v = result["lowrank"]
     print(f"torch.svd_lowrank q={rank + 10} niter=2: {ms:9.1f} ms; sigma_1 = {s[0].item():.6g}, "
           f"sigma_{rank} = {s[rank - 1].item():.6g}, ||A - A_r||_F/||A||_F = {relative_error(a, u, s, v, rank):.6g}")
+    print(f"RESULT torch-svd-randomized|{m}x{n} r{rank}|{ms:.3f}||error {relative_error(a, u, s, v, rank):.6g}")
 
     def exact():
         result["exact"] = torch.linalg.svd(a, full_matrices=False)
