@@ -105,92 +105,79 @@ public sealed class GpuRandomizedSvd
             throw new ArgumentException($"A {m}×{n} matrix with a sketch of {sketch} is too large for one panel array.", nameof(matrix));
         }
 
-        using var panels = new Panels(_gpu, matrix, m, n, (int)longest);
+        Accelerator accelerator = _gpu.Accelerator;
+        using MemoryBuffer1D<float, Stride1D.Dense> sketchPanel = accelerator.Allocate1D<float>((long)sketch * m);
+        using MemoryBuffer1D<float, Stride1D.Dense> otherPanel = accelerator.Allocate1D<float>((long)sketch * n);
+        using MemoryBuffer1D<float, Stride1D.Dense> spare = accelerator.Allocate1D<float>(longest);
+        using var orthonormalizer = new GpuOrthonormalizer(_gpu, sketch, (int)longest);
+        ArrayView<float> y = sketchPanel.View, z = otherPanel.View, w = spare.View;
 
-        // The CPU route's steps, with the products on the device; panels are transposed (sketch × length).
+        // The CPU route's steps with every panel on the device (panels are transposed: sketch × length). Ω is drawn on
+        // the host from the same seed, so both routes sketch with the same directions.
         var sampler = new GaussianSampler(Options.Seed);
         double[] omegaT = new double[sketch * n];
         sampler.Fill(omegaT);
-        double[] yt = panels.Multiply(omegaT, sketch, transpose: true);
-        double[] qt = SingularValueDecomposition.Orthonormalise(yt, m, sketch, cancellationToken);
+        w.SubView(0, omegaT.Length).CopyFromCPU(Array.ConvertAll(omegaT, v => (float)v));
+        GpuPanelProducts.Multiply(_gpu, w, matrix, y, sketch, m, n, transpose: true);
+        RequireFinite(y, sketch * m);
+        orthonormalizer.Orthonormalise(y, m, cancellationToken);
         for (int i = 0; i < Options.PowerIterations; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            double[] zt = panels.Multiply(qt, sketch, transpose: false);
-            double[] pt = SingularValueDecomposition.Orthonormalise(zt, n, sketch, cancellationToken);
-            yt = panels.Multiply(pt, sketch, transpose: true);
-            qt = SingularValueDecomposition.Orthonormalise(yt, m, sketch, cancellationToken);
+            GpuPanelProducts.Multiply(_gpu, y, matrix, z, sketch, m, n, transpose: false);
+            orthonormalizer.Orthonormalise(z, n, cancellationToken);
+            GpuPanelProducts.Multiply(_gpu, z, matrix, y, sketch, m, n, transpose: true);
+            orthonormalizer.Orthonormalise(y, m, cancellationToken);
         }
 
-        // B = Qᵀ·A (sketch × n) is Bᵀ column by column: Bᵀ = Q₂·R₂, R₂ = U_R·Σ·V_Rᵀ, A ≈ (Q·V_R)·Σ·(Q₂·U_R)ᵀ.
-        double[] b = panels.Multiply(qt, sketch, transpose: false);
-        double[] tau = HouseholderQr.Factor(b, n, sketch, cancellationToken);
-        double[] r2 = HouseholderQr.ExtractR(b, n, sketch);
-        double[] q2t = new double[sketch * n];
-        HouseholderQr.FormQ(b, n, sketch, tau, q2t, cancellationToken);
+        // B = Qᵀ·A (sketch × n) is Bᵀ column by column. Bᵀ = Q₂·R₂ with Q₂ from the same orthonormalisation and
+        // R₂ = Q₂ᵀ·Bᵀ (a float64 cross Gram of the two panels); R₂ = U_R·Σ·V_Rᵀ, A ≈ (Q·V_R)·Σ·(Q₂·U_R)ᵀ.
+        GpuPanelProducts.Multiply(_gpu, y, matrix, z, sketch, m, n, transpose: false);
+        RequireFinite(z, sketch * n);
+        w.SubView(0, (long)sketch * n).CopyFrom(z.SubView(0, (long)sketch * n));
+        orthonormalizer.Orthonormalise(w, n, cancellationToken);
+        double[] r2 = new double[sketch * sketch];
+        orthonormalizer.Gram(w, z, n, symmetric: false).SubView(0, r2.Length).CopyToCPU(r2);
         (double[] ur, double[] s, double[] vrt) = SingularValueDecomposition.DenseSvd(r2, sketch, sketch);
-        double[] ut = new double[sketch * m];
-        Gemm.Multiply(MatrixTranspose.None, MatrixTranspose.None, sketch, m, sketch, 1.0, vrt, sketch, qt, m, 0.0, ut, m);
-        double[] vt = new double[sketch * n];
-        Gemm.Multiply(MatrixTranspose.Transpose, MatrixTranspose.None, sketch, n, sketch, 1.0, ur, sketch, q2t, n, 0.0, vt, n);
+
+        // Uᵀ = V_Rᵀ·Qᵀ and Vᵀ = U_Rᵀ·Q₂ᵀ, as panel products with the small factors on the device (float32).
+        using MemoryBuffer1D<float, Stride1D.Dense> small = accelerator.Allocate1D<float>((long)sketch * sketch);
+        using MemoryBuffer1D<float, Stride1D.Dense> utDevice = accelerator.Allocate1D<float>((long)sketch * m);
+        small.View.CopyFromCPU(Array.ConvertAll(vrt, v => (float)v));
+        GpuPanelProducts.Multiply(_gpu, small.View, y, utDevice.View, sketch, sketch, m, transpose: false);
+        small.View.CopyFromCPU(Array.ConvertAll(SingularValueDecomposition.Transpose(ur, sketch, sketch), v => (float)v));
+        GpuPanelProducts.Multiply(_gpu, small.View, w, z, sketch, sketch, n, transpose: false);
+        double[] ut = Download(utDevice.View, sketch * m);
+        double[] vt = Download(z, sketch * n);
+        HostFallbacks = orthonormalizer.HostFallbacks;
         return SingularValueDecomposition.Normalised(m, n, sketch, SingularValueDecomposition.Transpose(ut, sketch, m), s, vt)
             .Truncate(rank);
     }
 
-    /// <summary>The device buffers of one decomposition: the float32 panel going in and the product coming out.</summary>
-    private sealed class Panels : IDisposable
+    /// <summary>Panels the last decomposition orthonormalised on the host (rank-deficient ones; 0 normally).</summary>
+    internal int HostFallbacks { get; private set; }
+
+    private static double[] Download(ArrayView<float> view, int length)
     {
-        private readonly GpuContext _gpu;
-        private readonly ArrayView<float> _matrix;
-        private readonly int _rows, _columns;
-        private readonly MemoryBuffer1D<float, Stride1D.Dense> _panel, _product;
-        private readonly float[] _staging;
+        var values = new float[length];
+        view.SubView(0, length).CopyToCPU(values);
+        return Array.ConvertAll(values, v => (double)v);
+    }
 
-        public Panels(GpuContext gpu, ArrayView<float> matrix, int rows, int columns, int capacity)
+    /// <summary>Throws when a product with the matrix is not finite (the first and last products are checked: a
+    /// non-finite value anywhere in A reaches both).</summary>
+    private static void RequireFinite(ArrayView<float> view, int length)
+    {
+        var values = new float[length];
+        view.SubView(0, length).CopyToCPU(values);
+        foreach (float value in values)
         {
-            _gpu = gpu;
-            _matrix = matrix;
-            _rows = rows;
-            _columns = columns;
-            _panel = gpu.Accelerator.Allocate1D<float>(capacity);
-            _product = gpu.Accelerator.Allocate1D<float>(capacity);
-            _staging = new float[capacity];
-        }
-
-        /// <summary>P·A (P sketch × rows) or P·Aᵀ (P sketch × columns) for the float64 panel P, widened back.</summary>
-        public double[] Multiply(double[] panel, int sketch, bool transpose)
-        {
-            int length = panel.Length, outLength = sketch * (transpose ? _rows : _columns);
-            for (int i = 0; i < length; i++)
+            if (!float.IsFinite(value))
             {
-                _staging[i] = (float)panel[i];
+                throw new ArgumentException(
+                    $"A product with the matrix holds {value}: the matrix holds NaN or infinity, or values so large that float32 products overflow.",
+                    "matrix");
             }
-
-            ArrayView<float> input = _panel.View.BaseView.SubView(0, length), output = _product.View.BaseView.SubView(0, outLength);
-            input.CopyFromCPU(_staging.AsSpan(0, length));
-            GpuPanelProducts.Multiply(_gpu, input, _matrix, output, sketch, _rows, _columns, transpose);
-            output.CopyToCPU(_staging.AsSpan(0, outLength));
-            double[] result = new double[outLength];
-            for (int i = 0; i < outLength; i++)
-            {
-                float value = _staging[i];
-                if (!float.IsFinite(value))
-                {
-                    throw new ArgumentException(
-                        $"A product with the matrix holds {value}: the matrix holds NaN or infinity, or values so large that float32 products overflow.",
-                        "matrix");
-                }
-
-                result[i] = value;
-            }
-
-            return result;
-        }
-
-        public void Dispose()
-        {
-            _panel.Dispose();
-            _product.Dispose();
         }
     }
 }
