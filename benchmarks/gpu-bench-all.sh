@@ -15,6 +15,18 @@ mkdir -p "$out" /tmp/gb /tmp/gb-data
 [ -x /tmp/gb/gpubench/Compression.GpuBench ] || tar xJf .gpu/gpubench.tar.xz -C /tmp/gb
 bench=/tmp/gb/gpubench/Compression.GpuBench
 export PYTHONUNBUFFERED=1 DOTNET_gcServer=0
+# ILGPU.Algorithms 1.5.3 binds libcublas.so.12 (or .11, .10); CUDA 13 ships libcublas.so.13 with the same v2 entry
+# points. Where only .13 exists (PyTorch's nvidia-cublas wheel), a link named .12 lets our cuBLAS route load it.
+if ! ldconfig -p 2>/dev/null | grep -q 'libcublas.so.12'; then
+    cublas=$(find $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null) /usr/local/cuda*/lib64 \
+        -name 'libcublas.so.13*' 2>/dev/null | head -1)
+    if [ -n "$cublas" ]; then
+        mkdir -p /tmp/gb-cublas && ln -sf "$cublas" /tmp/gb-cublas/libcublas.so.12
+        for lt in "$(dirname "$cublas")"/libcublasLt.so.13*; do [ -e "$lt" ] && ln -sf "$lt" /tmp/gb-cublas/libcublasLt.so.13; done
+        export LD_LIBRARY_PATH="/tmp/gb-cublas:$(dirname "$cublas")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        echo "cuBLAS for ILGPU: $cublas as libcublas.so.12"
+    fi
+fi
 log="$out/all.log"
 : > "$log"
 status=0
@@ -33,8 +45,8 @@ has quantize && step quantize "$bench" 8192 "$reps"
 has quantize && step quantize-torch python3 "$ref/quantize_torch.py" 8192 "$reps"
 has gemv && step gemv "$bench" gemv "$reps"
 has gemv && step gemv-torch python3 "$ref/gemv_torch.py" "$reps"
-has hadamard && step hadamard "$bench" hadamard "$reps"
-has hadamard && step hadamard-torch python3 "$ref/hadamard_torch.py" "$reps"
+has hadamard && step hadamard "$bench" hadamard 8192 20
+has hadamard && step hadamard-torch python3 "$ref/hadamard_torch.py" 8192 20
 has gemm && step gemm "$bench" gemm 20
 has gemm && step gemm-torch python3 "$ref/gemm_torch.py" 20
 has svd && step svd "$bench" svd /tmp/gb-data 4096 256 5
