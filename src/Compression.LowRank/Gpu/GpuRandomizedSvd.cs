@@ -138,15 +138,17 @@ public sealed class GpuRandomizedSvd
         orthonormalizer.Orthonormalise(w, n, cancellationToken);
         double[] r2 = new double[sketch * sketch];
         orthonormalizer.Gram(w, z, n, symmetric: false).SubView(0, r2.Length).CopyToCPU(r2);
-        (double[] ur, double[] s, double[] vrt) = SingularValueDecomposition.DenseSvd(r2, sketch, sketch);
+        (double[] ur, double[] s, double[] vrt) = GpuJacobiSvd.TryDecompose(_gpu, r2, sketch, out var small, cancellationToken)
+            ? small
+            : SingularValueDecomposition.DenseSvd(r2, sketch, sketch);
 
         // Uᵀ = V_Rᵀ·Qᵀ and Vᵀ = U_Rᵀ·Q₂ᵀ, as panel products with the small factors on the device (float32).
-        using MemoryBuffer1D<float, Stride1D.Dense> small = accelerator.Allocate1D<float>((long)sketch * sketch);
+        using MemoryBuffer1D<float, Stride1D.Dense> factor = accelerator.Allocate1D<float>((long)sketch * sketch);
         using MemoryBuffer1D<float, Stride1D.Dense> utDevice = accelerator.Allocate1D<float>((long)sketch * m);
-        small.View.CopyFromCPU(Array.ConvertAll(vrt, v => (float)v));
-        GpuPanelProducts.Multiply(_gpu, small.View, y, utDevice.View, sketch, sketch, m, transpose: false);
-        small.View.CopyFromCPU(Array.ConvertAll(SingularValueDecomposition.Transpose(ur, sketch, sketch), v => (float)v));
-        GpuPanelProducts.Multiply(_gpu, small.View, w, z, sketch, sketch, n, transpose: false);
+        factor.View.CopyFromCPU(Array.ConvertAll(vrt, v => (float)v));
+        GpuPanelProducts.Multiply(_gpu, factor.View, y, utDevice.View, sketch, sketch, m, transpose: false);
+        factor.View.CopyFromCPU(Array.ConvertAll(SingularValueDecomposition.Transpose(ur, sketch, sketch), v => (float)v));
+        GpuPanelProducts.Multiply(_gpu, factor.View, w, z, sketch, sketch, n, transpose: false);
         double[] ut = Download(utDevice.View, sketch * m);
         double[] vt = Download(z, sketch * n);
         HostFallbacks = orthonormalizer.HostFallbacks;
