@@ -2,6 +2,7 @@
 // Part of the Compression library for .NET.
 
 using System;
+using System.Threading.Tasks;
 
 namespace Compression.LowRank.Numerics;
 
@@ -16,6 +17,43 @@ internal sealed class GaussianSampler
     private bool _hasSpare;
 
     public GaussianSampler(long seed) => _state = unchecked((ulong)seed ^ 0x9E3779B97F4A7C15UL);
+
+    /// <summary>Fills an array with the next samples: the same values as <see cref="Fill(Span{double})"/>, with the
+    /// pairs of a long array drawn on all cores (the generator is a counter, so pair j's bits are known without
+    /// drawing the pairs before it; Box–Muller's logarithm and sine dominate the cost).</summary>
+    public void Fill(double[] destination)
+    {
+        int start = 0;
+        if (_hasSpare && destination.Length > 0)
+        {
+            destination[0] = _spare;
+            _hasSpare = false;
+            start = 1;
+        }
+
+        int pairs = (destination.Length - start) / 2;
+        if (pairs >= ParallelPairs)
+        {
+            ulong origin = _state;
+            int chunks = (pairs + ParallelPairs - 1) / ParallelPairs;
+            Parallel.For(0, chunks, chunk =>
+            {
+                int first = chunk * ParallelPairs, end = Math.Min(pairs, first + ParallelPairs);
+                for (int j = first; j < end; j++)
+                {
+                    ulong state = unchecked(origin + (ulong)(2 * (long)j) * Golden);
+                    (destination[start + 2 * j], destination[start + 2 * j + 1]) = Pair(Mix(unchecked(state + Golden)), Mix(unchecked(state + 2 * Golden)));
+                }
+            });
+            _state = unchecked(origin + (ulong)(2 * (long)pairs) * Golden);
+            start += 2 * pairs;
+        }
+
+        Fill(destination.AsSpan(start));
+    }
+
+    private const int ParallelPairs = 1 << 14;
+    private const ulong Golden = 0x9E3779B97F4A7C15UL;
 
     public void Fill(Span<double> destination)
     {
@@ -33,20 +71,29 @@ internal sealed class GaussianSampler
             return _spare;
         }
 
-        // u1 in (0, 1] so that the logarithm is finite.
-        double u1 = (NextBits() >> 11) * (1.0 / (1UL << 53));
-        u1 = 1 - u1;
-        double u2 = (NextBits() >> 11) * (1.0 / (1UL << 53));
-        double radius = Math.Sqrt(-2 * Math.Log(u1));
-        double angle = 2 * Math.PI * u2;
-        _spare = radius * Math.Sin(angle);
+        ulong first = NextBits();
+        (double cosine, _spare) = Pair(first, NextBits());
         _hasSpare = true;
-        return radius * Math.Cos(angle);
+        return cosine;
     }
 
-    private ulong NextBits()
+    /// <summary>Box–Muller: two standard normals from two 64-bit draws.</summary>
+    private static (double Cosine, double Sine) Pair(ulong bits1, ulong bits2)
     {
-        ulong z = unchecked(_state += 0x9E3779B97F4A7C15UL);
+        // u1 in (0, 1] so that the logarithm is finite.
+        double u1 = (bits1 >> 11) * (1.0 / (1UL << 53));
+        u1 = 1 - u1;
+        double u2 = (bits2 >> 11) * (1.0 / (1UL << 53));
+        double radius = Math.Sqrt(-2 * Math.Log(u1));
+        double angle = 2 * Math.PI * u2;
+        return (radius * Math.Cos(angle), radius * Math.Sin(angle));
+    }
+
+    private ulong NextBits() => Mix(unchecked(_state += Golden));
+
+    /// <summary>SplitMix64's output function of a state.</summary>
+    private static ulong Mix(ulong z)
+    {
         z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
         z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
         return z ^ (z >> 31);
