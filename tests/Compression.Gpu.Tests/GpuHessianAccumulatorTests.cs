@@ -58,6 +58,25 @@ public sealed class GpuHessianAccumulatorTests : IDisposable
         }
     }
 
+    [Fact]
+    public void CuBlasRoute_WithoutCuda_FallsBackToThePipelinedKernel()
+    {
+        // The simulator has no cuBLAS: the default and the forced cuBLAS kernels run our own, with its results.
+        Assert.Null(_gpu.CuBlas.Handle);
+        Assert.Contains("not a CUDA accelerator", _gpu.CuBlas.Description, StringComparison.Ordinal);
+        DenseTensor x = RandomData.GaussianMatrix(29, 140, seed: 23);
+        using var reference = new GpuHessianAccumulator(_gpu, 140) { Kernel = SyrkKernel.Pipelined128 };
+        reference.Add(x);
+        double[] expected = reference.GetHessian();
+        foreach (SyrkKernel? kernel in new SyrkKernel?[] { null, SyrkKernel.CuBlasGemm, SyrkKernel.CuBlasSyrk })
+        {
+            using var gpu = new GpuHessianAccumulator(_gpu, 140) { Kernel = kernel };
+            Assert.Equal(SyrkKernel.Pipelined128, gpu.EffectiveKernel);
+            gpu.Add(x);
+            Assert.Equal(expected, gpu.GetHessian());
+        }
+    }
+
     private void Compare(int columns, int[] batches, SyrkKernel? kernel, int? splits = null)
     {
         var cpu = new HessianAccumulator(columns);

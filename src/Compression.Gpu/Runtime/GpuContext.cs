@@ -37,6 +37,7 @@ public sealed class GpuContext : IDisposable
         _context = context;
         Accelerator = accelerator;
         Kind = kind;
+        CuBlas = new CuBlasRoute(accelerator);
     }
 
     /// <summary>The ILGPU accelerator (for kernels of other packages of this library).</summary>
@@ -44,6 +45,9 @@ public sealed class GpuContext : IDisposable
 
     /// <summary>What the accelerator is.</summary>
     public GpuDeviceKind Kind { get; }
+
+    /// <summary>cuBLAS on this device when it can be loaded (CUDA only), for routes that prefer it to our kernels.</summary>
+    internal CuBlasRoute CuBlas { get; }
 
     /// <summary>The device's name as the driver reports it.</summary>
     public string DeviceName => Accelerator.Name;
@@ -109,6 +113,7 @@ public sealed class GpuContext : IDisposable
     public void Dispose()
     {
         _kernels.Clear();
+        CuBlas.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }
