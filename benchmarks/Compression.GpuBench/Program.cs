@@ -28,6 +28,7 @@ if (args.Length > 0 && args[0] == "gptq")
 
 if (args.Length > 0 && args[0] == "sparse") { return SparseProducts.Run(args[1..]); }
 if (args.Length > 0 && args[0] == "hadamard") { return HadamardBench.Run(args[1..]); }
+if (args.Length > 0 && args[0] == "gemm") { return GemmBench.Run(args[1..]); }
 
 if (args.Length > 0 && args[0] == "svd")
 {
