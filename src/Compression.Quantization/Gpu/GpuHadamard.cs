@@ -95,6 +95,7 @@ public static class GpuHadamard
             long warps = (long)chunksPerRow * ((rows + HadamardKernels.RegisterRows - 1) / HadamardKernels.RegisterRows);
             int warpsPerGroup = threads / warp;
             int groups = checked((int)((warps + warpsPerGroup - 1) / warpsPerGroup));
+            _ = checked(groups * warpsPerGroup);        // the kernel numbers warps with 32 bits
             register(new KernelConfig(groups, threads), matrix.Cast<Float4>(), rows, quadsPerRow, chunksPerRow, Math.Max(1, blockSize / 4),
                 blockSize == 2 ? 1 : 0, scale, seed ?? 0, seed is null ? 0 : 1);
             return;

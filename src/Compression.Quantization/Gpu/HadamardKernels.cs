@@ -48,11 +48,12 @@ internal static class HadamardKernels
         float scale, long seed, int signed)
     {
         int warpsPerGroup = Group.DimX / Warp.WarpSize;
-        long warp = (long)Grid.IdxX * warpsPerGroup + Warp.WarpIdx;
+        // The host keeps the warp count below 2³¹: a 32-bit division, once per thread.
+        int warp = Grid.IdxX * warpsPerGroup + Warp.WarpIdx;
         int lane = Warp.LaneIdx;
-        long rowGroup = warp / chunksPerRow;
-        int quad = (int)(warp - rowGroup * chunksPerRow) * Warp.WarpSize + lane;
-        long row = rowGroup * RegisterRows;
+        int rowGroup = warp / chunksPerRow;
+        int quad = (warp - rowGroup * chunksPerRow) * Warp.WarpSize + lane;
+        long row = (long)rowGroup * RegisterRows;
         bool column = quad < quadsPerRow;
 
         float s0 = 1f, s1 = 1f, s2 = 1f, s3 = 1f;
@@ -90,10 +91,24 @@ internal static class HadamardKernels
         }
 
         bool two = pairsOnly == 0;
-        a = Butterflies(a, s0, s1, s2, s3, lane, lanes, two, scale);
-        b = Butterflies(b, s0, s1, s2, s3, lane, lanes, two, scale);
-        c = Butterflies(c, s0, s1, s2, s3, lane, lanes, two, scale);
-        d = Butterflies(d, s0, s1, s2, s3, lane, lanes, two, scale);
+        a = InThread(a, s0, s1, s2, s3, two);
+        b = InThread(b, s0, s1, s2, s3, two);
+        c = InThread(c, s0, s1, s2, s3, two);
+        d = InThread(d, s0, s1, s2, s3, two);
+        // One loop for the four rows: sixteen independent shuffles per stride, so their latencies overlap.
+        for (int m = 1; m < lanes; m *= 2)
+        {
+            float own = (lane & m) != 0 ? -1f : 1f;
+            a = Pair(a, m, own);
+            b = Pair(b, m, own);
+            c = Pair(c, m, own);
+            d = Pair(d, m, own);
+        }
+
+        a = Scale(a, scale);
+        b = Scale(b, scale);
+        c = Scale(c, scale);
+        d = Scale(d, scale);
         if (in0)
         {
             data[at] = a;
@@ -115,47 +130,35 @@ internal static class HadamardKernels
         }
     }
 
-    /// <summary>One quad's share of its block: signs, strides 1 and 2 in the thread, strides 4 · m between lanes
-    /// (m = 1, 2, … &lt; <paramref name="lanes"/>), then the scale.</summary>
-    private static Float4 Butterflies(Float4 v, float s0, float s1, float s2, float s3, int lane, int lanes, bool two, float scale)
+    /// <summary>A quad's signs and its strides 1 and 2 (stride 1 only when <paramref name="two"/> is false).</summary>
+    private static Float4 InThread(Float4 v, float s0, float s1, float s2, float s3, bool two)
     {
         // ±1 products are exact, so a contraction of a product and the following sum into an FMA rounds the same.
         float x0 = v.X * s0, x1 = v.Y * s1, x2 = v.Z * s2, x3 = v.W * s3;
         float y0 = x0 + x1, y1 = x0 - x1, y2 = x2 + x3, y3 = x2 - x3;
-        if (two)
-        {
-            x0 = y0 + y2;
-            x1 = y1 + y3;
-            x2 = y0 - y2;
-            x3 = y1 - y3;
-        }
-        else
-        {
-            x0 = y0;
-            x1 = y1;
-            x2 = y2;
-            x3 = y3;
-        }
-
-        for (int m = 1; m < lanes; m *= 2)
-        {
-            bool upper = (lane & m) != 0;
-            x0 = Pair(x0, m, upper);
-            x1 = Pair(x1, m, upper);
-            x2 = Pair(x2, m, upper);
-            x3 = Pair(x3, m, upper);
-        }
-
-        return new Float4 { X = x0 * scale, Y = x1 * scale, Z = x2 * scale, W = x3 * scale };
+        return two
+            ? new Float4 { X = y0 + y2, Y = y1 + y3, Z = y0 - y2, W = y1 - y3 }
+            : new Float4 { X = y0, Y = y1, Z = y2, W = y3 };
     }
 
-    /// <summary>One butterfly between this lane and lane ^ <paramref name="mask"/>: the lower lane holds a and keeps
-    /// a + b, the upper holds b and keeps a − b, the CPU's two expressions (IEEE addition commutes bit for bit).</summary>
-    private static float Pair(float own, int mask, bool upper)
+    /// <summary>One stride 4 · <paramref name="mask"/> butterfly of a quad with lane ^ <paramref name="mask"/>'s quad.</summary>
+    private static Float4 Pair(Float4 v, int mask, float sign) =>
+        new Float4 { X = Pair(v.X, mask, sign), Y = Pair(v.Y, mask, sign), Z = Pair(v.Z, mask, sign), W = Pair(v.W, mask, sign) };
+
+    /// <summary>
+    /// One butterfly between this lane and lane ^ <paramref name="mask"/>: the lower lane holds a and keeps
+    /// a + b = 1·a + partner, the upper holds b and keeps a − b = (−1)·b + partner. These are the CPU's two
+    /// expressions bit for bit: IEEE subtraction is the addition of the negated operand, addition commutes, and the
+    /// product by ±1 is exact, so it makes no difference whether the compiler fuses it with the sum (one FMA).
+    /// </summary>
+    private static float Pair(float value, int mask, float sign)
     {
-        float partner = Warp.ShuffleXor(own, mask);
-        return upper ? partner - own : own + partner;
+        float partner = Warp.ShuffleXor(value, mask);
+        return value * sign + partner;
     }
+
+    private static Float4 Scale(Float4 v, float scale) =>
+        new Float4 { X = v.X * scale, Y = v.Y * scale, Z = v.Z * scale, W = v.W * scale };
 
     /// <summary>
     /// One group per tile of <see cref="Tile"/> consecutive floats: load into shared memory (times the column's ±1
