@@ -196,7 +196,7 @@ internal static class GemmBench
         double full = 2.0 * features * features * rows;
         string shape = $"{features}x{features}<-{rows}rows";
         double? cublasGemmMs = null;
-        foreach (SyrkKernel kernel in new[] { SyrkKernel.CuBlasGemm, SyrkKernel.CuBlasSyrk, SyrkKernel.Pipelined128, SyrkKernel.Tile128, SyrkKernel.Tile64 })
+        foreach (SyrkKernel kernel in new[] { SyrkKernel.CuBlasGemm, SyrkKernel.CuBlasSyrk, SyrkKernel.Pipelined128Quads, SyrkKernel.Pipelined128, SyrkKernel.Tile128, SyrkKernel.Tile64 })
         {
             using var accumulator = new GpuHessianAccumulator(gpu, features) { Kernel = kernel };
             if (accumulator.EffectiveKernel != kernel)

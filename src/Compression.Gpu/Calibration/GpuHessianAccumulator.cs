@@ -18,16 +18,17 @@ namespace Compression.Gpu.Calibration;
 /// <remarks>
 /// Each batch B of b rows updates <c>M ← M·n/(n+b) + BᵀB/(n+b)</c> in one call: cuBLAS's SGEMM (float32, no TF32) when
 /// the CUDA device has a loadable cuBLAS (see <c>CuBlasRoute</c>), else our own kernel (tiles of 128×128, upper
-/// triangle only). Float32 sums of a batch differ from the CPU accumulator's float64 ones in the last bits; the tests
-/// hold them within 1e-5 relative. Either route repeats bit for bit on one device. Not thread-safe.
+/// triangle only, operands read from shared memory 16 bytes at a time). Float32 sums of a batch differ from the CPU
+/// accumulator's float64 ones in the last bits; the tests hold them within 1e-5 relative. Either route repeats bit for
+/// bit on one device. Not thread-safe.
 /// </remarks>
 public sealed class GpuHessianAccumulator : IDisposable
 {
-    private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new(), s_reduce = new();
+    private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new(), s_syrkQuads = new(), s_reduce = new();
 
     /// <summary>Tests and benchmarks: force a kernel; null is <see cref="SyrkKernel.CuBlasGemm"/> where cuBLAS loads,
-    /// else <see cref="SyrkKernel.Pipelined128"/>. A cuBLAS kernel forced where cuBLAS does not load runs
-    /// <see cref="SyrkKernel.Pipelined128"/>.</summary>
+    /// else <see cref="SyrkKernel.Pipelined128Quads"/>. A cuBLAS kernel forced where cuBLAS does not load runs
+    /// <see cref="SyrkKernel.Pipelined128Quads"/>.</summary>
     internal SyrkKernel? Kernel { get; set; }
 
     /// <summary>Tests and benchmarks: split K of the pipelined kernel into this many parts; null chooses.</summary>
@@ -63,8 +64,8 @@ public sealed class GpuHessianAccumulator : IDisposable
             bool cuBlas = Kernel is null or SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk && _gpu.CuBlas.Handle is not null;
             return Kernel switch
             {
-                null => cuBlas ? SyrkKernel.CuBlasGemm : SyrkKernel.Pipelined128,
-                SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk => cuBlas ? Kernel.Value : SyrkKernel.Pipelined128,
+                null => cuBlas ? SyrkKernel.CuBlasGemm : SyrkKernel.Pipelined128Quads,
+                SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk => cuBlas ? Kernel.Value : SyrkKernel.Pipelined128Quads,
                 _ => Kernel.Value,
             };
         }
@@ -131,9 +132,9 @@ public sealed class GpuHessianAccumulator : IDisposable
         {
             AddCuBlas(activations, rows, alpha, beta, kernel == SyrkKernel.CuBlasSyrk);
         }
-        else if (kernel == SyrkKernel.Pipelined128)
+        else if (kernel is SyrkKernel.Pipelined128 or SyrkKernel.Pipelined128Quads)
         {
-            AddPipelined(activations, rows, alpha, beta);
+            AddPipelined(activations, rows, alpha, beta, kernel == SyrkKernel.Pipelined128Quads);
         }
         else
         {
@@ -173,7 +174,7 @@ public sealed class GpuHessianAccumulator : IDisposable
         }
     }
 
-    private void AddPipelined(ArrayView<float> activations, int rows, float alpha, float beta)
+    private void AddPipelined(ArrayView<float> activations, int rows, float alpha, float beta, bool quads)
     {
         int tiles = (Columns + HessianKernels.WideTile - 1) / HessianKernels.WideTile;
         int upperTiles = tiles * (tiles + 1) / 2;
@@ -196,8 +197,11 @@ public sealed class GpuHessianAccumulator : IDisposable
             _partials = _gpu.Accelerator.Allocate1D<float>(splits * square);
         }
 
-        var syrk = _gpu.GetOrLoadKernel(s_syrkPipelined, a =>
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(HessianKernels.SyrkUpdatePipelined));
+        var syrk = quads
+            ? _gpu.GetOrLoadKernel(s_syrkQuads, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(HessianKernels.SyrkUpdatePipelinedQuads))
+            : _gpu.GetOrLoadKernel(s_syrkPipelined, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(HessianKernels.SyrkUpdatePipelined));
         ArrayView<float> partials = splits > 1 ? _partials!.View : _mean.View;      // unused without a split
         syrk(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(HessianKernels.Threads, HessianKernels.Threads, 1)),
             activations, _mean.View, partials, rows, Columns, rowsPerSplit, alpha, beta);
@@ -261,6 +265,9 @@ internal enum SyrkKernel
 
     /// <summary>128×128 tiles with the next step fetched into registers during the products (two shared buffers).</summary>
     Pipelined128,
+
+    /// <summary><see cref="Pipelined128"/> reading its operands from shared memory 16 bytes at a time (same sums, same bits).</summary>
+    Pipelined128Quads,
 
     /// <summary>cuBLAS SGEMM of the whole matrix (twice the SYRK's products, at cuBLAS's GEMM rate).</summary>
     CuBlasGemm,
