@@ -25,7 +25,20 @@ using ILGPU.Runtime.Cuda;
 
 internal static class GemmBench
 {
-    private static readonly object s_multiplySubtract = new();
+    private static readonly object s_multiplySubtract = new(), s_multiplySubtractWide = new();
+
+    /// <summary>Our two lazy-update kernels and cuBLAS, as timed and checked here.</summary>
+    private enum Product
+    {
+        /// <summary>GptqDeviceKernels.MultiplySubtract: 64×64 tiles, 4×4 per thread (the kernel before the wide one).</summary>
+        Tiles64,
+
+        /// <summary>GptqDeviceKernels.MultiplySubtractWide: 128×128 tiles, 8×8 per thread, pipelined, 16-byte shared reads (GPTQ's default).</summary>
+        Wide128,
+
+        /// <summary>cuBLAS SGEMM with β = 1, α = −1.</summary>
+        CuBlas,
+    }
 
     public static int Run(string[] args)
     {
@@ -53,11 +66,10 @@ internal static class GemmBench
             int failures = 0;
 
             // 1. Checks.
-            failures += CheckMultiplySubtract(gpu, null, 150, 230, 70);
-            failures += CheckMultiplySubtract(gpu, null, 67, 200, 128);
-            if (blas is not null)
+            foreach (Product product in Products(blas))
             {
-                failures += CheckMultiplySubtract(gpu, blas, 150, 230, 70);
+                failures += CheckMultiplySubtract(gpu, product, 150, 230, 70);
+                failures += CheckMultiplySubtract(gpu, product, 67, 200, 128);
             }
 
             foreach (SyrkKernel kernel in Enum.GetValues<SyrkKernel>())
@@ -88,27 +100,33 @@ internal static class GemmBench
         }
     }
 
-    /// <summary>C −= A·B (row-major, m × k times k × n) with our kernel, or with cuBLAS when <paramref name="blas"/> is given.</summary>
-    private static void MultiplySubtract(GpuContext gpu, CuBlas? blas, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int n, int k)
+    /// <summary>C −= A·B (row-major, m × k times k × n) with one of our kernels or cuBLAS.</summary>
+    private static void MultiplySubtract(GpuContext gpu, Product product, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int n, int k)
     {
-        if (blas is not null)
+        if (product == Product.CuBlas)
         {
+            CuBlas blas = gpu.CuBlas.Handle!;
             // Column-major, the row-major buffers are Aᵀ (k × m), Bᵀ (n × k), Cᵀ (n × m): Cᵀ ← Cᵀ − Bᵀ·Aᵀ.
             blas.Gemm(CuBlasOperation.NonTranspose, CuBlasOperation.NonTranspose, n, m, k, -1f, b, n, a, k, 1f, c, n);
             return;
         }
 
-        var kernel = gpu.GetOrLoadKernel(s_multiplySubtract, acc =>
-            acc.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtract));
-        var grid = new Index2D((n + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile, (m + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile);
+        bool wide = product == Product.Wide128;
+        var kernel = wide
+            ? gpu.GetOrLoadKernel(s_multiplySubtractWide, acc =>
+                acc.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtractWide))
+            : gpu.GetOrLoadKernel(s_multiplySubtract, acc =>
+                acc.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtract));
+        int tile = wide ? GptqDeviceKernels.WideTile : GptqDeviceKernels.Tile;
+        var grid = new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile);
         kernel(new KernelConfig(grid, new Index2D(GptqDeviceKernels.Threads, GptqDeviceKernels.Threads)), a, k, b, n, c, n, m, n, k);
     }
 
-    private static int CheckMultiplySubtract(GpuContext gpu, CuBlas? blas, int m, int n, int k)
+    private static int CheckMultiplySubtract(GpuContext gpu, Product product, int m, int n, int k)
     {
         float[] a = Random(m * k, seed: m + k), b = Random(k * n, seed: n + k), c = Random(m * n, seed: m + n);
         using MemoryBuffer1D<float, Stride1D.Dense> da = gpu.Accelerator.Allocate1D(a), db = gpu.Accelerator.Allocate1D(b), dc = gpu.Accelerator.Allocate1D(c);
-        MultiplySubtract(gpu, blas, da.View, db.View, dc.View, m, n, k);
+        MultiplySubtract(gpu, product, da.View, db.View, dc.View, m, n, k);
         var result = new float[m * n];
         dc.View.CopyToCPU(result);
         double error = 0, norm = 0;
@@ -116,21 +134,21 @@ internal static class GemmBench
         {
             for (int j = 0; j < n; j++)
             {
-                double product = 0;
+                double sum = 0;
                 for (int s = 0; s < k; s++)
                 {
-                    product += (double)a[i * k + s] * b[s * n + j];
+                    sum += (double)a[i * k + s] * b[s * n + j];
                 }
 
-                double expected = c[i * n + j] - product;
+                double expected = c[i * n + j] - sum;
                 error += (result[i * n + j] - expected) * (result[i * n + j] - expected);
-                norm += product * product;
+                norm += sum * sum;
             }
         }
 
         double relative = Math.Sqrt(error / norm);
         bool ok = relative < 1e-5;
-        Console.WriteLine($"check {(blas is null ? "multiply-subtract" : "cublas-sgemm"),-22} C −= A·B {m}×{k}·{k}×{n}: relative error {relative:E2} {(ok ? "ok" : "FAILED")}");
+        Console.WriteLine($"check {Name(product),-28} C −= A·B {m}×{k}·{k}×{n}: relative error {relative:E2} {(ok ? "ok" : "FAILED")}");
         return ok ? 0 : 1;
     }
 
@@ -175,19 +193,28 @@ internal static class GemmBench
         double flops = 2.0 * m * n * k;
         string shape = $"{m}x{n}x{k}";
         int batch = flops > 1e11 ? 1 : 5;
-        double ours = Median(repetitions, batch, () => MultiplySubtract(gpu, null, a.View, b.View, c.View, m, n, k), accelerator);
-        double oursRate = flops / (ours * 1e-3) / 1e12;
-        double? reference = blas is null ? null : Median(repetitions, batch, () => MultiplySubtract(gpu, blas, a.View, b.View, c.View, m, n, k), accelerator);
-        string versus = reference is double r ? $"{100 * r / ours:F0}% of cuBLAS" : "cuBLAS not loaded";
-        Console.WriteLine($"gemm {name,-12} {shape,-16} multiply-subtract {ours,9:F3} ms {oursRate,6:F1} TFLOP/s  ({versus})");
-        Console.WriteLine($"RESULT gemm-{name}-multiply-subtract|{shape}|{ours:F4}|{oursRate:F2}|{versus}");
-        if (reference is double cublasMs)
+        double? cublasMs = null;
+        // cuBLAS first, so that each of our lines can say how far it is from it.
+        foreach (Product product in Products(blas).Reverse())
         {
-            double rate = flops / (cublasMs * 1e-3) / 1e12;
-            Console.WriteLine($"gemm {name,-12} {shape,-16} cublas-sgemm      {cublasMs,9:F3} ms {rate,6:F1} TFLOP/s");
-            Console.WriteLine($"RESULT gemm-{name}-cublas-sgemm|{shape}|{cublasMs:F4}|{rate:F2}|same run");
+            double ms = Median(repetitions, batch, () => MultiplySubtract(gpu, product, a.View, b.View, c.View, m, n, k), accelerator);
+            double rate = flops / (ms * 1e-3) / 1e12;
+            cublasMs ??= product == Product.CuBlas ? ms : null;
+            string note = product == Product.CuBlas ? "same run" : cublasMs is double r ? $"{100 * r / ms:F0}% of cuBLAS" : "cuBLAS not loaded";
+            Console.WriteLine($"gemm {name,-12} {shape,-16} {Name(product),-28} {ms,9:F3} ms {rate,6:F1} TFLOP/s  ({note})");
+            Console.WriteLine($"RESULT gemm-{name}-{Name(product)}|{shape}|{ms:F4}|{rate:F2}|{note}");
         }
     }
+
+    private static Product[] Products(CuBlas? blas) =>
+        blas is null ? [Product.Tiles64, Product.Wide128] : [Product.Tiles64, Product.Wide128, Product.CuBlas];
+
+    private static string Name(Product product) => product switch
+    {
+        Product.Tiles64 => "multiply-subtract",
+        Product.Wide128 => "multiply-subtract-wide",
+        _ => "cublas-sgemm",
+    };
 
     private static void TimeSyrk(GpuContext gpu, int features, int rows, int repetitions)
     {
