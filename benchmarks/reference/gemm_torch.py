@@ -44,7 +44,8 @@ def report(name, shape, flops, ms, note):
     print(f"RESULT {name}|{shape}|{ms:.4f}|{rate:.2f}|{note}")
 
 
-print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; cuBLAS {torch.backends.cuda.preferred_blas_library()}; "
+blas = getattr(torch.backends.cuda, "preferred_blas_library", lambda: "?")()
+print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; BLAS {blas}; "
       f"allow_tf32={torch.backends.cuda.matmul.allow_tf32}; median of {reps}")
 
 # Agreement with float64 on a small shape: TF32 would show up as ~1e-3 relative error, true float32 as ~1e-7.
