@@ -22,7 +22,7 @@ namespace Compression.Quantization.Gpu;
 /// backend; no rounded product is followed by a sum, so no fused multiply–add can change a rounding. (A backend that
 /// flushed subnormals to zero would differ on subnormal inputs; ILGPU's PTX does not flush.) NaN payloads and signs
 /// are not specified.</para>
-/// <para>Blocks of up to 4 × the warp size (128 floats on CUDA), with a column count divisible by 4, are transformed
+/// <para>On CUDA, blocks of up to 4 × the warp size (128 floats), with a column count divisible by 4, are transformed
 /// in registers in one pass: each thread loads four consecutive floats with one 16-byte load, runs strides 1 and 2
 /// itself and the larger strides with warp shuffles, and stores with one 16-byte store; the signs and the scale ride
 /// along. Other blocks of up to 1024 floats take one kernel (a thread group per 1024-float tile in shared memory, the
@@ -69,9 +69,10 @@ public static class GpuHadamard
         Run(gpu, data, rows, columns, rotation.BlockSize, rotation.SignSeed, path);
     }
 
-    /// <summary>Whether <see cref="Path.Fastest"/> runs the register kernel for this shape on this accelerator.</summary>
+    /// <summary>Whether <see cref="Path.Fastest"/> runs the register kernel for this shape on this accelerator (CUDA
+    /// and the simulator: OpenCL devices need not have subgroup shuffles, so they keep the shared-memory kernel).</summary>
     internal static bool UsesRegisters(GpuContext gpu, ArrayView<float> data, int columns, int blockSize) =>
-        blockSize >= 2 && blockSize <= 4 * gpu.Accelerator.WarpSize && columns % 4 == 0 && ((IContiguousArrayView)data).Index % 4 == 0;
+        gpu.Kind != GpuDeviceKind.OpenCL && blockSize >= 2 && blockSize <= 4 * gpu.Accelerator.WarpSize && columns % 4 == 0 && ((IContiguousArrayView)data).Index % 4 == 0;
 
     private static void Run(GpuContext gpu, ArrayView<float> data, int rows, int columns, int blockSize, long? seed, Path path)
     {
