@@ -27,6 +27,8 @@ if (args.Length > 0 && args[0] == "gptq")
 }
 
 if (args.Length > 0 && args[0] == "sparse") { return SparseProducts.Run(args[1..]); }
+if (args.Length > 0 && args[0] == "hadamard") { return HadamardBench.Run(args[1..]); }
+if (args.Length > 0 && args[0] == "gemm") { return GemmBench.Run(args[1..]); }
 
 if (args.Length > 0 && args[0] == "svd")
 {
@@ -155,19 +157,6 @@ using (gpu)
         double bytes = 4.0 * elements + (double)stride * size + 4.0 * groups;
         double bandwidth = bytes / (ms * 1e-3) / 1e9;
         Console.WriteLine($"{name,-22} {ms,8:F3} ms {bandwidth,7:F0} GB/s {100 * bandwidth / copyBandwidth,7:F1}%");
-    }
-
-    // 3. Block-wise Hadamard rotation (MR-GPTQ): bit-exact against the CPU on the device, then timed in place against
-    // the same-run copy (it reads and writes the weight once).
-    foreach ((int block, long? seed) in new[] { (16, (long?)null), (32, 7L), (128, null), (4096, 11L) })
-    {
-        var rotation = new HadamardRotation(block, seed);
-        DenseTensor sample = RandomWeight(96, 8192, seed: block);
-        bool same = MemoryMarshal.AsBytes(rotation.RotateWeight(sample).Span).SequenceEqual(MemoryMarshal.AsBytes(GpuHadamard.RotateWeight(gpu, sample, rotation).Span));
-        failures += same ? 0 : 1;
-        double ms = Median(Math.Min(repetitions, 20), () => GpuHadamard.Rotate(gpu, input.View, size, size, rotation), accelerator);
-        double bandwidth = 2.0 * 4 * elements / (ms * 1e-3) / 1e9;
-        Console.WriteLine($"hadamard block {block,5}{(seed is null ? "" : " signed")} {(same ? "bit-exact" : "MISMATCH")} {ms,8:F3} ms {bandwidth,7:F0} GB/s {100 * bandwidth / copyBandwidth,6:F1}% of copy");
     }
 
     // 4. The GPTQ Hessian on the device: M ← α·M + β·XᵀX for the issue's layer sizes (upper triangle computed).

@@ -34,6 +34,16 @@ public sealed class GpuHessianAccumulatorTests : IDisposable
     [InlineData(260, new[] { 5, 24 })]
     public void DeviceHessian_PipelinedTiles_MatchTheCpuAccumulator(int columns, int[] batches) => Compare(columns, batches, SyrkKernel.Pipelined128);
 
+    // The 16-byte-read kernel on the same shapes, and with split K.
+    [Theory]
+    [InlineData(1, new[] { 3 }, null)]
+    [InlineData(130, new[] { 9, 17, 1 }, null)]
+    [InlineData(260, new[] { 5, 24 }, null)]
+    [InlineData(200, new[] { 16 }, 16)]
+    [InlineData(70, new[] { 37, 5 }, 3)]
+    public void DeviceHessian_PipelinedQuadTiles_MatchTheCpuAccumulator(int columns, int[] batches, int? splits) =>
+        Compare(columns, batches, SyrkKernel.Pipelined128Quads, splits);
+
     // Split K: uneven last split, more splits than 8-row steps, and a partial buffer reused by a later, larger batch.
     [Theory]
     [InlineData(70, new[] { 37, 5 }, 3)]
@@ -55,6 +65,26 @@ public sealed class GpuHessianAccumulatorTests : IDisposable
             double[] h = gpu.GetHessian();
             first ??= h;
             Assert.Equal(first, h);
+        }
+    }
+
+    [Fact]
+    public void CuBlasRoute_WithoutCuda_FallsBackToThePipelinedKernel()
+    {
+        // The simulator has no cuBLAS: the default and the forced cuBLAS kernels run our own, with its results (the
+        // quad-reading kernel, which sums exactly as the scalar-reading one).
+        Assert.Null(_gpu.CuBlas.Handle);
+        Assert.Contains("not a CUDA accelerator", _gpu.CuBlas.Description, StringComparison.Ordinal);
+        DenseTensor x = RandomData.GaussianMatrix(29, 140, seed: 23);
+        using var reference = new GpuHessianAccumulator(_gpu, 140) { Kernel = SyrkKernel.Pipelined128 };
+        reference.Add(x);
+        double[] expected = reference.GetHessian();
+        foreach (SyrkKernel? kernel in new SyrkKernel?[] { null, SyrkKernel.CuBlasGemm, SyrkKernel.CuBlasSyrk })
+        {
+            using var gpu = new GpuHessianAccumulator(_gpu, 140) { Kernel = kernel };
+            Assert.Equal(SyrkKernel.Pipelined128Quads, gpu.EffectiveKernel);
+            gpu.Add(x);
+            Assert.Equal(expected, gpu.GetHessian());
         }
     }
 

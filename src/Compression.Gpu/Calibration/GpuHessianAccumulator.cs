@@ -16,15 +16,19 @@ namespace Compression.Gpu.Calibration;
 /// straight from device memory, and <see cref="GetHessian"/> returns <c>H = 2M</c>.
 /// </summary>
 /// <remarks>
-/// Each batch B of b rows updates <c>M ← M·n/(n+b) + BᵀB/(n+b)</c> in one kernel (tiles of 64×64, upper triangle
-/// only). Float32 sums of a batch differ from the CPU accumulator's float64 ones in the last bits; the tests hold them
-/// within 1e-5 relative. Not thread-safe.
+/// Each batch B of b rows updates <c>M ← M·n/(n+b) + BᵀB/(n+b)</c> in one call: cuBLAS's SGEMM (float32, no TF32) when
+/// the CUDA device has a loadable cuBLAS (see <c>CuBlasRoute</c>), else our own kernel (tiles of 128×128, upper
+/// triangle only, operands read from shared memory 16 bytes at a time). Float32 sums of a batch differ from the CPU
+/// accumulator's float64 ones in the last bits; the tests hold them within 1e-5 relative. Either route repeats bit for
+/// bit on one device. Not thread-safe.
 /// </remarks>
 public sealed class GpuHessianAccumulator : IDisposable
 {
-    private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new(), s_reduce = new();
+    private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new(), s_syrkQuads = new(), s_reduce = new();
 
-    /// <summary>Tests and benchmarks: force a kernel; null is <see cref="SyrkKernel.Pipelined128"/>.</summary>
+    /// <summary>Tests and benchmarks: force a kernel; null is <see cref="SyrkKernel.CuBlasGemm"/> where cuBLAS loads,
+    /// else <see cref="SyrkKernel.Pipelined128Quads"/>. A cuBLAS kernel forced where cuBLAS does not load runs
+    /// <see cref="SyrkKernel.Pipelined128Quads"/>.</summary>
     internal SyrkKernel? Kernel { get; set; }
 
     /// <summary>Tests and benchmarks: split K of the pipelined kernel into this many parts; null chooses.</summary>
@@ -51,6 +55,21 @@ public sealed class GpuHessianAccumulator : IDisposable
 
     /// <summary>Input features (the Hessian is Columns × Columns).</summary>
     public int Columns { get; }
+
+    /// <summary>The kernel the next batch runs (after the fallback from cuBLAS).</summary>
+    internal SyrkKernel EffectiveKernel
+    {
+        get
+        {
+            bool cuBlas = Kernel is null or SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk && _gpu.CuBlas.Handle is not null;
+            return Kernel switch
+            {
+                null => cuBlas ? SyrkKernel.CuBlasGemm : SyrkKernel.Pipelined128Quads,
+                SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk => cuBlas ? Kernel.Value : SyrkKernel.Pipelined128Quads,
+                _ => Kernel.Value,
+            };
+        }
+    }
 
     /// <summary>Rows (samples) accumulated so far.</summary>
     public long SampleCount { get; private set; }
@@ -107,11 +126,15 @@ public sealed class GpuHessianAccumulator : IDisposable
         long total = SampleCount + rows;
         // Wide layers get 128×128 tiles (twice the reuse per staged value); narrower ones keep 64×64 tiles, so that
         // enough tiles remain to fill the device.
-        SyrkKernel kernel = Kernel ?? SyrkKernel.Pipelined128;
+        SyrkKernel kernel = EffectiveKernel;
         float alpha = (float)((double)SampleCount / total), beta = (float)(1.0 / total);
-        if (kernel == SyrkKernel.Pipelined128)
+        if (kernel is SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk)
         {
-            AddPipelined(activations, rows, alpha, beta);
+            AddCuBlas(activations, rows, alpha, beta, kernel == SyrkKernel.CuBlasSyrk);
+        }
+        else if (kernel is SyrkKernel.Pipelined128 or SyrkKernel.Pipelined128Quads)
+        {
+            AddPipelined(activations, rows, alpha, beta, kernel == SyrkKernel.Pipelined128Quads);
         }
         else
         {
@@ -129,7 +152,29 @@ public sealed class GpuHessianAccumulator : IDisposable
         SampleCount = total;
     }
 
-    private void AddPipelined(ArrayView<float> activations, int rows, float alpha, float beta)
+    /// <summary>
+    /// cuBLAS is column-major: the row-major batch X (rows × Columns) is, to it, Y = Xᵀ (Columns × rows, leading
+    /// dimension Columns), and XᵀX = Y·Yᵀ. SGEMM (N, T) writes the whole symmetric matrix; SSYRK writes its column-major
+    /// lower triangle, which is the row-major upper triangle <see cref="GetHessian"/> reads. cuBLAS's α scales the
+    /// product and its β the old M: our β and α. β = 0 on the first batch, so M's initial contents are not read.
+    /// </summary>
+    private void AddCuBlas(ArrayView<float> activations, int rows, float alpha, float beta, bool syrk)
+    {
+        ILGPU.Runtime.Cuda.CuBlas blas = _gpu.CuBlas.Handle!;
+        ArrayView<float> x = activations.SubView(0, (long)rows * Columns);
+        if (syrk)
+        {
+            blas.Syrk(ILGPU.Runtime.Cuda.CuBlasFillMode.Lower, ILGPU.Runtime.Cuda.CuBlasOperation.NonTranspose, Columns, rows,
+                beta, x, Columns, alpha, _mean.View.BaseView, Columns);
+        }
+        else
+        {
+            blas.Gemm(ILGPU.Runtime.Cuda.CuBlasOperation.NonTranspose, ILGPU.Runtime.Cuda.CuBlasOperation.Transpose, Columns, Columns, rows,
+                beta, x, Columns, x, Columns, alpha, _mean.View.BaseView, Columns);
+        }
+    }
+
+    private void AddPipelined(ArrayView<float> activations, int rows, float alpha, float beta, bool quads)
     {
         int tiles = (Columns + HessianKernels.WideTile - 1) / HessianKernels.WideTile;
         int upperTiles = tiles * (tiles + 1) / 2;
@@ -152,8 +197,11 @@ public sealed class GpuHessianAccumulator : IDisposable
             _partials = _gpu.Accelerator.Allocate1D<float>(splits * square);
         }
 
-        var syrk = _gpu.GetOrLoadKernel(s_syrkPipelined, a =>
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(HessianKernels.SyrkUpdatePipelined));
+        var syrk = quads
+            ? _gpu.GetOrLoadKernel(s_syrkQuads, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(HessianKernels.SyrkUpdatePipelinedQuads))
+            : _gpu.GetOrLoadKernel(s_syrkPipelined, a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(HessianKernels.SyrkUpdatePipelined));
         ArrayView<float> partials = splits > 1 ? _partials!.View : _mean.View;      // unused without a split
         syrk(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(HessianKernels.Threads, HessianKernels.Threads, 1)),
             activations, _mean.View, partials, rows, Columns, rowsPerSplit, alpha, beta);
@@ -217,4 +265,13 @@ internal enum SyrkKernel
 
     /// <summary>128×128 tiles with the next step fetched into registers during the products (two shared buffers).</summary>
     Pipelined128,
+
+    /// <summary><see cref="Pipelined128"/> reading its operands from shared memory 16 bytes at a time (same sums, same bits).</summary>
+    Pipelined128Quads,
+
+    /// <summary>cuBLAS SGEMM of the whole matrix (twice the SYRK's products, at cuBLAS's GEMM rate).</summary>
+    CuBlasGemm,
+
+    /// <summary>cuBLAS SSYRK of the upper triangle.</summary>
+    CuBlasSyrk,
 }

@@ -287,6 +287,129 @@ internal static class HessianKernels
         StoreWide(target, columns, rowBase + ty + 112, columnBase + tx, alpha, beta, splitK, a70, a71, a72, a73, a74, a75, a76, a77);
     }
 
+    /// <summary>
+    /// <see cref="SyrkUpdatePipelined"/> with 16-byte shared-memory reads: thread (tx, ty) owns rows
+    /// 4·ty … 4·ty + 3 and 64 + 4·ty … 64 + 4·ty + 3 of the tile and the same pattern of columns with tx, so each step
+    /// of k reads its 8 + 8 operands with four 16-byte loads instead of sixteen 4-byte ones. A warp (tx 0–15, two
+    /// values of ty) then needs 6 shared-memory wavefronts per k (the left loads broadcast two addresses each; the
+    /// right loads cover 256 contiguous bytes, two wavefronts each) against 16, which leaves the 64 multiply–adds
+    /// per k, not shared memory, as the limit. Staging, pipelining and split K are those of <see cref="SyrkUpdatePipelined"/>, and
+    /// every value sums the same products in the same order, so the results are identical.
+    /// </summary>
+    public static void SyrkUpdatePipelinedQuads(ArrayView<float> x, ArrayView<float> m, ArrayView<float> partials,
+        int allRows, int columns, int rowsPerSplit, float alpha, float beta)
+    {
+        int tileRow = Grid.IdxY, tileColumn = Grid.IdxX;
+        if (tileColumn < tileRow)
+        {
+            return;
+        }
+
+        int split = Grid.IdxZ;
+        bool splitK = Grid.DimZ > 1;
+        int firstRow = split * rowsPerSplit;
+        int rows = IntrinsicMath.Min(allRows - firstRow, rowsPerSplit);
+        x = x.SubView((long)firstRow * columns);
+        ArrayView<float> target = splitK ? partials.SubView((long)split * columns * columns) : m;
+
+        int tx = Group.IdxX, ty = Group.IdxY;
+        int thread = ty * Threads + tx;
+        const int Slice = WideStep * WideTile;
+        // Allocated as 16-byte quads so that the quad reads are aligned; staged through a float view of the same memory.
+        ArrayView<SharedQuad> leftQuads = SharedMemory.Allocate<SharedQuad>(2 * Slice / 4);
+        ArrayView<SharedQuad> rightQuads = SharedMemory.Allocate<SharedQuad>(2 * Slice / 4);
+        ArrayView<float> leftBuffers = leftQuads.Cast<float>();
+        ArrayView<float> rightBuffers = rightQuads.Cast<float>();
+        int rowBase = tileRow * WideTile, columnBase = tileColumn * WideTile;
+
+        int c = thread % WideTile, k = thread / WideTile;
+        bool leftIn = rowBase + c < columns, rightIn = columnBase + c < columns;
+        long leftColumn = rowBase + c, rightColumn = columnBase + c;
+        float p0 = 0, p1 = 0, p2 = 0, p3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+        Fetch(x, rows, columns, 0, k, leftIn, leftColumn, out p0, out p1, out p2, out p3);
+        Fetch(x, rows, columns, 0, k, rightIn, rightColumn, out q0, out q1, out q2, out q3);
+        Stage(leftBuffers, c, k, p0, p1, p2, p3);
+        Stage(rightBuffers, c, k, q0, q1, q2, q3);
+        Group.Barrier();
+
+        float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a04 = 0, a05 = 0, a06 = 0, a07 = 0;
+        float a10 = 0, a11 = 0, a12 = 0, a13 = 0, a14 = 0, a15 = 0, a16 = 0, a17 = 0;
+        float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a24 = 0, a25 = 0, a26 = 0, a27 = 0;
+        float a30 = 0, a31 = 0, a32 = 0, a33 = 0, a34 = 0, a35 = 0, a36 = 0, a37 = 0;
+        float a40 = 0, a41 = 0, a42 = 0, a43 = 0, a44 = 0, a45 = 0, a46 = 0, a47 = 0;
+        float a50 = 0, a51 = 0, a52 = 0, a53 = 0, a54 = 0, a55 = 0, a56 = 0, a57 = 0;
+        float a60 = 0, a61 = 0, a62 = 0, a63 = 0, a64 = 0, a65 = 0, a66 = 0, a67 = 0;
+        float a70 = 0, a71 = 0, a72 = 0, a73 = 0, a74 = 0, a75 = 0, a76 = 0, a77 = 0;
+        int current = 0;
+        for (int k0 = 0; k0 < rows; k0 += WideStep)
+        {
+            bool more = k0 + WideStep < rows;
+            if (more)
+            {
+                Fetch(x, rows, columns, k0 + WideStep, k, leftIn, leftColumn, out p0, out p1, out p2, out p3);
+                Fetch(x, rows, columns, k0 + WideStep, k, rightIn, rightColumn, out q0, out q1, out q2, out q3);
+            }
+
+            int quadBase = current * (Slice / 4);
+            for (int s = 0; s < WideStep; s++)
+            {
+                // Row s of the slice is 32 quads: quads ty and 16 + ty on the left, tx and 16 + tx on the right.
+                int o = quadBase + s * (WideTile / 4);
+                SharedQuad L0 = leftQuads[o + ty], L1 = leftQuads[o + 16 + ty];
+                SharedQuad R0 = rightQuads[o + tx], R1 = rightQuads[o + 16 + tx];
+                float l0 = L0.X, l1 = L0.Y, l2 = L0.Z, l3 = L0.W, l4 = L1.X, l5 = L1.Y, l6 = L1.Z, l7 = L1.W;
+                float r0 = R0.X, r1 = R0.Y, r2 = R0.Z, r3 = R0.W, r4 = R1.X, r5 = R1.Y, r6 = R1.Z, r7 = R1.W;
+                a00 += l0 * r0; a01 += l0 * r1; a02 += l0 * r2; a03 += l0 * r3; a04 += l0 * r4; a05 += l0 * r5; a06 += l0 * r6; a07 += l0 * r7;
+                a10 += l1 * r0; a11 += l1 * r1; a12 += l1 * r2; a13 += l1 * r3; a14 += l1 * r4; a15 += l1 * r5; a16 += l1 * r6; a17 += l1 * r7;
+                a20 += l2 * r0; a21 += l2 * r1; a22 += l2 * r2; a23 += l2 * r3; a24 += l2 * r4; a25 += l2 * r5; a26 += l2 * r6; a27 += l2 * r7;
+                a30 += l3 * r0; a31 += l3 * r1; a32 += l3 * r2; a33 += l3 * r3; a34 += l3 * r4; a35 += l3 * r5; a36 += l3 * r6; a37 += l3 * r7;
+                a40 += l4 * r0; a41 += l4 * r1; a42 += l4 * r2; a43 += l4 * r3; a44 += l4 * r4; a45 += l4 * r5; a46 += l4 * r6; a47 += l4 * r7;
+                a50 += l5 * r0; a51 += l5 * r1; a52 += l5 * r2; a53 += l5 * r3; a54 += l5 * r4; a55 += l5 * r5; a56 += l5 * r6; a57 += l5 * r7;
+                a60 += l6 * r0; a61 += l6 * r1; a62 += l6 * r2; a63 += l6 * r3; a64 += l6 * r4; a65 += l6 * r5; a66 += l6 * r6; a67 += l6 * r7;
+                a70 += l7 * r0; a71 += l7 * r1; a72 += l7 * r2; a73 += l7 * r3; a74 += l7 * r4; a75 += l7 * r5; a76 += l7 * r6; a77 += l7 * r7;
+            }
+
+            if (more)
+            {
+                Stage(leftBuffers.SubView((1 - current) * Slice, Slice), c, k, p0, p1, p2, p3);
+                Stage(rightBuffers.SubView((1 - current) * Slice, Slice), c, k, q0, q1, q2, q3);
+            }
+
+            Group.Barrier();
+            current = 1 - current;
+        }
+
+        StoreQuads(target, columns, rowBase + ty * 4 + 0, columnBase + tx * 4, alpha, beta, splitK, a00, a01, a02, a03, a04, a05, a06, a07);
+        StoreQuads(target, columns, rowBase + ty * 4 + 1, columnBase + tx * 4, alpha, beta, splitK, a10, a11, a12, a13, a14, a15, a16, a17);
+        StoreQuads(target, columns, rowBase + ty * 4 + 2, columnBase + tx * 4, alpha, beta, splitK, a20, a21, a22, a23, a24, a25, a26, a27);
+        StoreQuads(target, columns, rowBase + ty * 4 + 3, columnBase + tx * 4, alpha, beta, splitK, a30, a31, a32, a33, a34, a35, a36, a37);
+        StoreQuads(target, columns, rowBase + 64 + ty * 4 + 0, columnBase + tx * 4, alpha, beta, splitK, a40, a41, a42, a43, a44, a45, a46, a47);
+        StoreQuads(target, columns, rowBase + 64 + ty * 4 + 1, columnBase + tx * 4, alpha, beta, splitK, a50, a51, a52, a53, a54, a55, a56, a57);
+        StoreQuads(target, columns, rowBase + 64 + ty * 4 + 2, columnBase + tx * 4, alpha, beta, splitK, a60, a61, a62, a63, a64, a65, a66, a67);
+        StoreQuads(target, columns, rowBase + 64 + ty * 4 + 3, columnBase + tx * 4, alpha, beta, splitK, a70, a71, a72, a73, a74, a75, a76, a77);
+    }
+
+    /// <summary>Row <paramref name="row"/>, columns column … column + 3 and column + 64 … column + 67 (the layout of
+    /// <see cref="SyrkUpdatePipelinedQuads"/>).</summary>
+    private static void StoreQuads(ArrayView<float> m, int columns, int row, int column, float alpha, float beta, bool overwrite,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
+    {
+        if (row >= columns)
+        {
+            return;
+        }
+
+        long offset = (long)row * columns;
+        Update(m, offset, overwrite, column, columns, alpha, beta, v0);
+        Update(m, offset, overwrite, column + 1, columns, alpha, beta, v1);
+        Update(m, offset, overwrite, column + 2, columns, alpha, beta, v2);
+        Update(m, offset, overwrite, column + 3, columns, alpha, beta, v3);
+        Update(m, offset, overwrite, column + 64, columns, alpha, beta, v4);
+        Update(m, offset, overwrite, column + 65, columns, alpha, beta, v5);
+        Update(m, offset, overwrite, column + 66, columns, alpha, beta, v6);
+        Update(m, offset, overwrite, column + 67, columns, alpha, beta, v7);
+    }
+
     private static void Fetch(ArrayView<float> x, int rows, int columns, int k0, int k, bool inColumns, long column,
         out float v0, out float v1, out float v2, out float v3)
     {
@@ -328,4 +451,14 @@ internal static class HessianKernels
         Update(m, offset, overwrite, column + 96, columns, alpha, beta, v6);
         Update(m, offset, overwrite, column + 112, columns, alpha, beta, v7);
     }
+}
+
+/// <summary>Four consecutive floats of shared memory: one 16-byte load (ld.shared.v4.f32 on CUDA).</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+internal struct SharedQuad
+{
+    public float X;
+    public float Y;
+    public float Z;
+    public float W;
 }

@@ -38,6 +38,7 @@ public sealed class GpuContext : IDisposable
         _context = context;
         Accelerator = accelerator;
         Kind = kind;
+        CuBlas = new CuBlasRoute(accelerator);
     }
 
     /// <summary>The ILGPU accelerator (for kernels of other packages of this library).</summary>
@@ -50,6 +51,9 @@ public sealed class GpuContext : IDisposable
     /// (<see cref="GpuSelection"/>): kernels, copies and synchronisations of one caller must not interleave with
     /// another's.</summary>
     public Lock SyncRoot { get; } = new();
+
+    /// <summary>cuBLAS on this device when it can be loaded (CUDA only), for routes that prefer it to our kernels.</summary>
+    internal CuBlasRoute CuBlas { get; }
 
     /// <summary>The device's name as the driver reports it.</summary>
     public string DeviceName => Accelerator.Name;
@@ -130,6 +134,7 @@ public sealed class GpuContext : IDisposable
     public void Dispose()
     {
         _kernels.Clear();
+        CuBlas.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

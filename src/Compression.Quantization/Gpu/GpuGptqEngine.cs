@@ -33,9 +33,13 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
         }
     }
 
-    private static readonly object s_sweep = new(), s_sweepWarp = new(), s_update = new(), s_quadratic = new();
+    private static readonly object s_sweep = new(), s_sweepWarp = new(), s_update = new(), s_updateWide = new(), s_quadratic = new();
 
     public override string Device => gpu.DeviceName;
+
+    /// <summary>Tests and benchmarks: the lazy update through <see cref="GptqDeviceKernels.MultiplySubtractWide"/>
+    /// (the default) or the 64×64-tile <see cref="GptqDeviceKernels.MultiplySubtract"/>; both give the same bits.</summary>
+    internal bool WideUpdate { get; init; } = true;
 
     /// <summary>U on the device (<see cref="GpuCholesky"/>): H goes up once, U never comes back.</summary>
     /// <remarks>The device factorisation is one queue of kernels: the token is checked before it only.</remarks>
@@ -84,8 +88,12 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
         bool warpPerRow = block <= GptqDeviceKernels.MaxWarpSlots * 32 && accelerator.WarpSize == 32;
         var warpConfig = new KernelConfig((rows + GptqDeviceKernels.WarpsPerGroup - 1) / GptqDeviceKernels.WarpsPerGroup,
             GptqDeviceKernels.WarpsPerGroup * 32);
-        var update = gpu.GetOrLoadKernel(s_update, a =>
-            a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtract));
+        var update = WideUpdate
+            ? gpu.GetOrLoadKernel(s_updateWide, a =>
+                a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtractWide))
+            : gpu.GetOrLoadKernel(s_update, a =>
+                a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>, int, int, int, int>(GptqDeviceKernels.MultiplySubtract));
+        int updateTile = WideUpdate ? GptqDeviceKernels.WideTile : GptqDeviceKernels.Tile;
 
         int blocks = problem.BlockCount;
         for (int b = 0; b < blocks; b++)
@@ -109,7 +117,7 @@ internal sealed class GpuGptqEngine(GpuContext gpu) : GptqEngine
             if (end < columns)
             {
                 int rest = columns - end;
-                var grid = new Index2D((rest + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile, (rows + GptqDeviceKernels.Tile - 1) / GptqDeviceKernels.Tile);
+                var grid = new Index2D((rest + updateTile - 1) / updateTile, (rows + updateTile - 1) / updateTile);
                 update(new KernelConfig(grid, new Index2D(GptqDeviceKernels.Threads, GptqDeviceKernels.Threads)),
                     errors.View.SubView(first, cells - first), columns,
                     u.View.SubView((long)first * columns + end, (long)columns * columns - ((long)first * columns + end)), columns,
