@@ -28,6 +28,8 @@ if (args.Length > 0 && args[0] == "gptq")
 
 if (args.Length > 0 && args[0] == "sparse") { return SparseProducts.Run(args[1..]); }
 
+if (args.Length > 0 && args[0] == "gemv") { return GemvBench.Run(args[1..]); }
+
 if (args.Length > 0 && args[0] == "svd")
 {
     return SvdBench.Run(args[1..]);
