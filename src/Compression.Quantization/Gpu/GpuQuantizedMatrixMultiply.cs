@@ -16,7 +16,7 @@ namespace Compression.Quantization.Gpu;
 /// exactly <see cref="CompressedTensor.Decompress()"/> of the tensor it was uploaded from; sums are float32.
 /// </summary>
 /// <remarks>
-/// <para>Formats: symmetric INT4 and INT8 (per-channel, per-tensor, or groups of a power of two ≥ 4 columns, e.g.
+/// <para>Formats: INT4 and INT8, symmetric or with zero points (per-channel, per-tensor, or groups of a power of two ≥ 4 columns, e.g.
 /// <see cref="RtnOptions.W4Group128"/>, <see cref="RtnOptions.W8PerChannel"/>), FP8 E4M3 with per-channel or per-group
 /// scales (<see cref="RtnOptions.Fp8PerChannel"/>), MXFP4 (<see cref="RtnOptions.Mxfp4"/>) and NVFP4
 /// (<see cref="RtnOptions.Nvfp4"/>); columns a multiple of 4. Anything else throws <see cref="NotSupportedException"/>.</para>
@@ -85,7 +85,7 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
         };
 
         Accelerator accelerator = gpu.Accelerator;
-        CodeChunk[] chunks = ArrangeCodes(weight, plan.CodeBits, quads, tiles);
+        CodeChunk[] chunks = ArrangeCodes(weight, plan.CodeBits, plan.Codes is CodeKind.Int4 or CodeKind.Int8, quads, tiles);
         _codes = accelerator.Allocate1D(chunks);
         float[] rowScales = [1f];
         Float4[] floatScales = [default];
@@ -99,6 +99,11 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
             case ScaleKind.Float:
                 floatScales = FloatScales(weight, quads, tiles, classes, lanesPerClass);
                 _scaleBytes = 16L * floatScales.Length;
+                break;
+            case ScaleKind.FloatWithZeros:
+                floatScales = FloatScales(weight, quads, tiles, classes, lanesPerClass);
+                byteScales = ZeroPoints(weight, quads, tiles, classes, lanesPerClass);
+                _scaleBytes = 16L * floatScales.Length + (long)quads * byteScales.Length;
                 break;
             default:
                 byteScales = ByteScales(weight, plan.Scales, tiles, classes, lanesPerClass);
@@ -238,6 +243,7 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
     {
         Row,
         Float,
+        FloatWithZeros,
         E8M0,
         E4M3,
     }
@@ -270,6 +276,10 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
         {
             case IntegerFormat { Bits: 4 or 8 } integer when weight.ZeroPoints.IsEmpty:
                 return new Plan(integer.Bits == 4 ? CodeKind.Int4 : CodeKind.Int8, floats, integer.Bits, groupWidth);
+            case IntegerFormat { Bits: 4 or 8 } integer:
+                // Zero points vary per group: per-quad scales and zeros, a row's scale being one group as wide as any row.
+                return new Plan(integer.Bits == 4 ? CodeKind.Int4 : CodeKind.Int8, ScaleKind.FloatWithZeros, integer.Bits,
+                    groupWidth == 0 ? 1 << 30 : groupWidth);
             case FloatFormat fp when fp.Codec.Name == MiniFloatCodec.Fp8E4M3.Name:
                 CheckFiniteFp8(weight, name);
                 return new Plan(CodeKind.Fp8, floats, 8, groupWidth);
@@ -278,8 +288,7 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
             case Nvfp4Format when groupWidth > 0:
                 return new Plan(CodeKind.Fp4, ScaleKind.E4M3, 4, groupWidth);
             default:
-                throw new NotSupportedException(
-                    $"Quantized GEMV does not support {name}{(weight.ZeroPoints.IsEmpty ? "" : " with zero points")}: symmetric INT4/INT8, FP8 E4M3, MXFP4 and NVFP4 only.");
+                throw new NotSupportedException($"Quantized GEMV does not support {name}: INT4/INT8, FP8 E4M3, MXFP4 and NVFP4 only.");
         }
     }
 
@@ -299,35 +308,39 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
     /// Codes in the kernel's order: row r, tile t, lane l hold quads q = 32·i + l (i = 0 … quads − 1) of the tile, i.e.
     /// columns t·(128·quads) + 128·i + 4·l + j; 4-bit codes as nibble 4·i + j of the chunk, 8-bit codes as byte 4·i + j.
     /// </summary>
-    private static CodeChunk[] ArrangeCodes(QuantizedTensor weight, int bits, int quads, int tiles)
+    private static CodeChunk[] ArrangeCodes(QuantizedTensor weight, int bits, bool integer, int quads, int tiles)
     {
         int rows = weight.Rows, columns = weight.Columns;
         int tileColumns = 128 * quads;
         var chunks = new CodeChunk[(long)rows * tiles * Lanes];
-        Span<byte> bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(chunks.AsSpan());
+        // Padding holds the code of value 0 (the offset of integer codes, 0 for FP codes): the kernel multiplies it.
+        byte padding = !integer ? (byte)0 : bits == 8 ? (byte)0x80 : (byte)0x88;
         var grouped = (GroupedFormat)weight.Format;
-        var codes = new byte[columns];
-        for (int r = 0; r < rows; r++)
+        System.Threading.Tasks.Parallel.For(0, rows, () => new byte[columns], (r, _, codes) =>
         {
+            Span<byte> bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(chunks.AsSpan(r * tiles * Lanes, tiles * Lanes));
+            bytes.Fill(padding);
             grouped.UnpackRow(weight.PackedCodesArray.AsSpan(r * weight.RowStride, weight.RowStride), codes);
-            long rowStart = (long)r * tiles * Lanes * QuantizedGemvKernels.ChunkBytes;
             for (int c = 0; c < columns; c++)
             {
                 int t = c / tileColumns, within = c % tileColumns;
                 int i = within / 128, lane = within % 128 / 4, j = c % 4;
-                long chunk = rowStart + ((long)t * Lanes + lane) * QuantizedGemvKernels.ChunkBytes;
+                int chunk = (t * Lanes + lane) * QuantizedGemvKernels.ChunkBytes;
                 int slot = 4 * i + j;
                 if (bits == 8)
                 {
-                    bytes[(int)(chunk + slot)] = codes[c];
+                    bytes[chunk + slot] = codes[c];
                 }
                 else
                 {
-                    bytes[(int)(chunk + slot / 2)] |= (byte)((codes[c] & 0xF) << (4 * (slot & 1)));
+                    int shift = 4 * (slot & 1);
+                    ref byte target = ref bytes[chunk + slot / 2];
+                    target = (byte)((target & ~(0xF << shift)) | ((codes[c] & 0xF) << shift));
                 }
             }
-        }
 
+            return codes;
+        }, _ => { });
         return chunks;
     }
 
@@ -354,20 +367,47 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
 
     private static Float4[] FloatScales(QuantizedTensor weight, int quads, int tiles, int classes, int lanesPerClass)
     {
-        var scales = new float[(long)weight.Rows * tiles * classes * quads];
-        long at = 0;
-        for (int r = 0; r < weight.Rows; r++)
-        for (int t = 0; t < tiles; t++)
-        for (int c = 0; c < classes; c++)
-        for (int i = 0; i < quads; i++, at++)
+        int perRow = tiles * classes * quads;
+        var scales = new float[(long)weight.Rows * perRow];
+        System.Threading.Tasks.Parallel.For(0, weight.Rows, r =>
         {
-            int group = GroupOf(weight, r, t, c, lanesPerClass, quads, i, out bool inside);
-            scales[at] = inside ? weight.ScalesArray[group] : 0f;
-        }
+            int at = r * perRow;
+            for (int t = 0; t < tiles; t++)
+            for (int c = 0; c < classes; c++)
+            for (int i = 0; i < quads; i++, at++)
+            {
+                int group = GroupOf(weight, r, t, c, lanesPerClass, quads, i, out bool inside);
+                scales[at] = inside ? weight.ScalesArray[group] : 0f;
+            }
+        });
 
         var result = new Float4[scales.Length / 4];
         System.Runtime.InteropServices.MemoryMarshal.Cast<float, Float4>(scales).CopyTo(result);
         return result;
+    }
+
+    /// <summary>Zero points of asymmetric integer formats, one byte per quad (as the float scales), eight quads per word.</summary>
+    private static ulong[] ZeroPoints(QuantizedTensor weight, int quads, int tiles, int classes, int lanesPerClass)
+    {
+        int perRow = tiles * classes;
+        var words = new ulong[(long)weight.Rows * perRow];
+        System.Threading.Tasks.Parallel.For(0, weight.Rows, r =>
+        {
+            int at = r * perRow;
+            for (int t = 0; t < tiles; t++)
+            for (int c = 0; c < classes; c++, at++)
+            {
+                ulong word = 0;
+                for (int i = 0; i < quads; i++)
+                {
+                    int group = GroupOf(weight, r, t, c, lanesPerClass, quads, i, out bool inside);
+                    word |= (ulong)(inside ? weight.ZeroPointsArray![group] : 0) << (8 * i);
+                }
+
+                words[at] = word;
+            }
+        });
+        return words;
     }
 
     /// <summary>MX and NVFP4 scales as their storage bytes (E8M0 exponent, E4M3 code), eight quads per word; every
@@ -375,41 +415,51 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
     private static ulong[] ByteScales(QuantizedTensor weight, ScaleKind kind, int tiles, int classes, int lanesPerClass)
     {
         const int Quads = 8;
-        var words = new ulong[(long)weight.Rows * tiles * classes];
-        long at = 0;
-        for (int r = 0; r < weight.Rows; r++)
-        for (int t = 0; t < tiles; t++)
-        for (int c = 0; c < classes; c++, at++)
+        int perRow = tiles * classes;
+        var words = new ulong[(long)weight.Rows * perRow];
+        System.Threading.Tasks.Parallel.For(0, weight.Rows, r =>
         {
-            ulong word = 0;
-            for (int i = 0; i < Quads; i++)
+            int at = r * perRow;
+            for (int t = 0; t < tiles; t++)
+            for (int c = 0; c < classes; c++, at++)
             {
-                int group = GroupOf(weight, r, t, c, lanesPerClass, Quads, i, out bool inside);
-                if (!inside)
+                ulong word = 0;
+                for (int i = 0; i < Quads; i++)
                 {
-                    continue;
+                    int group = GroupOf(weight, r, t, c, lanesPerClass, Quads, i, out bool inside);
+                    if (inside)
+                    {
+                        word |= (ulong)ScaleByte(weight, kind, group) << (8 * i);
+                    }
                 }
 
-                float scale = weight.ScalesArray[group];
-                byte code = kind == ScaleKind.E8M0 ? E8M0.Encode(scale) : MiniFloatCodec.Fp8E4M3.EncodeGridValue(scale);
-                float back = kind == ScaleKind.E8M0 ? E8M0.Decode(code) : NumericConversions.DecodeFloat8E4M3(code);
-                if (BitConverter.SingleToInt32Bits(back) != BitConverter.SingleToInt32Bits(scale) || !float.IsFinite(back))
-                {
-                    throw new NotSupportedException($"Quantized GEMV of {weight.Format.Name}: scale {scale:R} of group {group} is not exactly a {kind} value.");
-                }
-
-                word |= (ulong)code << (8 * i);
+                words[at] = word;
             }
+        });
+        return words;
+    }
 
-            words[at] = word;
+    /// <summary>The device byte of a scale: the E4M3 code (NVFP4), or the E8M0 code + 1 (MX; the kernel reads it as 2^(code + 1 − 127),
+    /// twice the scale, always a normal float; the quantizer's codes stay below 253, see <see cref="E8M0.SharedExponent"/>).</summary>
+    private static byte ScaleByte(QuantizedTensor weight, ScaleKind kind, int group)
+    {
+        float scale = weight.ScalesArray[group];
+        byte code = kind == ScaleKind.E8M0 ? E8M0.Encode(scale) : MiniFloatCodec.Fp8E4M3.EncodeGridValue(scale);
+        float back = kind == ScaleKind.E8M0 ? E8M0.Decode(code) : NumericConversions.DecodeFloat8E4M3(code);
+        bool exact = BitConverter.SingleToInt32Bits(back) == BitConverter.SingleToInt32Bits(scale) && float.IsFinite(back);
+        if (!exact || (kind == ScaleKind.E8M0 && code >= 253))
+        {
+            throw new NotSupportedException($"Quantized GEMV of {weight.Format.Name}: scale {scale:R} of group {group} is not a {kind} value the kernel takes.");
         }
 
-        return words;
+        return kind == ScaleKind.E8M0 ? (byte)(code + 1) : code;
     }
 
     private static Launch[] Kernels(GpuContext gpu, Plan plan) => (plan.Codes, plan.Scales) switch
     {
         (CodeKind.Int4, ScaleKind.Row) => KernelSet<QuantizedGemvKernels.Int4Codes, QuantizedGemvKernels.RowScale>(gpu),
+        (CodeKind.Int4, ScaleKind.FloatWithZeros) => KernelSet<QuantizedGemvKernels.Int4Codes, QuantizedGemvKernels.FloatQuadScalesWithZeros>(gpu),
+        (CodeKind.Int8, ScaleKind.FloatWithZeros) => KernelSet<QuantizedGemvKernels.Int8Codes, QuantizedGemvKernels.FloatQuadScalesWithZeros>(gpu),
         (CodeKind.Int4, _) => KernelSet<QuantizedGemvKernels.Int4Codes, QuantizedGemvKernels.FloatQuadScales>(gpu),
         (CodeKind.Int8, ScaleKind.Row) => KernelSet<QuantizedGemvKernels.Int8Codes, QuantizedGemvKernels.RowScale>(gpu),
         (CodeKind.Int8, _) => KernelSet<QuantizedGemvKernels.Int8Codes, QuantizedGemvKernels.FloatQuadScales>(gpu),

@@ -19,8 +19,8 @@ namespace Compression.Quantization.Gpu;
 /// Exact decoding: an integer code c sits in the mantissa of 2^23 (<c>0x4B000000 | c·16^j</c> is 2^23 + c·16^j), so one
 /// multiply-subtract by exact constants gives c − offset exactly. FP4 E2M1 and FP8 E4M3 codes are moved to the bottom of
 /// the float32 exponent (sign to bit 31, the rest of the word masked off): the float is then the element times 2^-126
-/// (E2M1) or 2^-120 (E4M3), subnormal elements landing on float32 subnormals, and a multiply by the power of two
-/// restores the element exactly. The host validated every shape and padded the rows to whole tiles.
+/// (E2M1) or 2^-120 (E4M3), subnormal elements landing on float32 subnormals, and a multiply by a power of two
+/// restores the element exactly (FP4: half the element, with twice the scale, to spare MX's E8M0 code 0 a select). The host validated every shape and padded the rows to whole tiles with codes of value 0.
 /// </remarks>
 internal static class QuantizedGemvKernels
 {
@@ -36,9 +36,9 @@ internal static class QuantizedGemvKernels
     /// <summary>Bytes of codes one lane reads per tile (one 16-byte load per row).</summary>
     public const int ChunkBytes = 16;
 
-    private const float TwoTo126 = 8.507059173023462e37f;
+    private const float TwoTo125 = 4.253529586511731e37f;
     private const float TwoTo120 = 1.329227995784916e36f;
-    private const float TwoToMinus127 = 5.877471754111438e-39f;
+    private const float TwoTo121 = 2.658455991569832e36f;
 
     /// <summary>
     /// Y[b, r] = Σ_k X[b, k]·Ŵ[r, k] for the rows of this warp and the batch rows of this group's tile. Group g covers
@@ -135,11 +135,9 @@ internal static class QuantizedGemvKernels
         where TCodes : struct, ICodeDecoder
         where TScales : struct, IQuadScales
     {
-        int quad = quad0 + 32 * i;
-        if (quad >= spec.QuadsPerXRow)
-        {
-            return acc;             // the padding of the last tile
-        }
+        // Quads past the row (the padding of the last tile) hold codes of value 0 and read the last X quad again:
+        // no branch, so every load of the tile can be issued early.
+        int quad = Math.Min(quad0 + 32 * i, spec.QuadsPerXRow - 1);
 
         Batch4 xs = default;
         xs.B0 = x[x0 + quad];
@@ -156,10 +154,11 @@ internal static class QuantizedGemvKernels
 
         TCodes decoder = default;
         TScales scale = default;
-        acc.R0 = Row(acc.R0, decoder.Decode(chunk.R0, i), xs, scale.Scale(scales.R0, i), scale.PerQuad, width);
-        acc.R1 = Row(acc.R1, decoder.Decode(chunk.R1, i), xs, scale.Scale(scales.R1, i), scale.PerQuad, width);
-        acc.R2 = Row(acc.R2, decoder.Decode(chunk.R2, i), xs, scale.Scale(scales.R2, i), scale.PerQuad, width);
-        acc.R3 = Row(acc.R3, decoder.Decode(chunk.R3, i), xs, scale.Scale(scales.R3, i), scale.PerQuad, width);
+        float offset = decoder.Offset;
+        acc.R0 = Row(acc.R0, decoder.Decode(chunk.R0, i, scale.Zero(scales.R0, i, offset)), xs, scale.Scale(scales.R0, i), scale.PerQuad, width);
+        acc.R1 = Row(acc.R1, decoder.Decode(chunk.R1, i, scale.Zero(scales.R1, i, offset)), xs, scale.Scale(scales.R1, i), scale.PerQuad, width);
+        acc.R2 = Row(acc.R2, decoder.Decode(chunk.R2, i, scale.Zero(scales.R2, i, offset)), xs, scale.Scale(scales.R2, i), scale.PerQuad, width);
+        acc.R3 = Row(acc.R3, decoder.Decode(chunk.R3, i, scale.Zero(scales.R3, i, offset)), xs, scale.Scale(scales.R3, i), scale.PerQuad, width);
         return acc;
     }
 
@@ -260,43 +259,48 @@ internal static class QuantizedGemvKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Bits(int bits) => BitConverter.Int32BitsToSingle(bits);
 
-    /// <summary>INT4, offset 8: quad i is the (i &amp; 1) half of word i / 2, one nibble per column.</summary>
+    /// <summary>INT4 (symmetric offset 8, or a zero point): quad i is the (i &amp; 1) half of word i / 2, one nibble per column.</summary>
     internal readonly struct Int4Codes : ICodeDecoder
     {
         public int QuadsPerChunk => 8;
 
+        public float Offset => 8f;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Float4 Decode(CodeChunk chunk, int quad)
+        public Float4 Decode(CodeChunk chunk, int quad, float zero)
         {
             int word = Word(chunk, quad >> 1);
             int v = (quad & 1) == 0 ? word : (int)((uint)word >> 16);
-            // 2^23 + c·16^j, scaled by 16^-j (exact) minus 2^(23-4j) + 8 (exact): c − 8.
+            // 2^23 + c·16^j, scaled by 16^-j (exact) minus 2^(23-4j) + zero (exact): c − zero. A constant zero (the
+            // symmetric offset) folds the subtrahends into constants.
             return new Float4
             {
-                X = Bits((v & 0xF) | 0x4B00_0000) - 8388616f,
-                Y = Bits((v & 0xF0) | 0x4B00_0000) * 0.0625f - 524296f,
-                Z = Bits((v & 0xF00) | 0x4B00_0000) * 0.00390625f - 32776f,
-                W = Bits((v & 0xF000) | 0x4B00_0000) * 0.000244140625f - 2056f,
+                X = Bits((v & 0xF) | 0x4B00_0000) - (8388608f + zero),
+                Y = Bits((v & 0xF0) | 0x4B00_0000) * 0.0625f - (524288f + zero),
+                Z = Bits((v & 0xF00) | 0x4B00_0000) * 0.00390625f - (32768f + zero),
+                W = Bits((v & 0xF000) | 0x4B00_0000) * 0.000244140625f - (2048f + zero),
             };
         }
     }
 
-    /// <summary>INT8, offset 128: quad i is word i, one byte per column.</summary>
+    /// <summary>INT8 (symmetric offset 128, or a zero point): quad i is word i, one byte per column.</summary>
     internal readonly struct Int8Codes : ICodeDecoder
     {
         public int QuadsPerChunk => 4;
 
+        public float Offset => 128f;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Float4 Decode(CodeChunk chunk, int quad)
+        public Float4 Decode(CodeChunk chunk, int quad, float zero)
         {
             int word = Word(chunk, quad);
             int high = (int)((uint)word >> 16);
             return new Float4
             {
-                X = Bits((word & 0xFF) | 0x4B00_0000) - 8388736f,
-                Y = Bits((word & 0xFF00) | 0x4B00_0000) * 0.00390625f - 32896f,
-                Z = Bits((high & 0xFF) | 0x4B00_0000) - 8388736f,
-                W = Bits((high & 0xFF00) | 0x4B00_0000) * 0.00390625f - 32896f,
+                X = Bits((word & 0xFF) | 0x4B00_0000) - (8388608f + zero),
+                Y = Bits((word & 0xFF00) | 0x4B00_0000) * 0.00390625f - (32768f + zero),
+                Z = Bits((high & 0xFF) | 0x4B00_0000) - (8388608f + zero),
+                W = Bits((high & 0xFF00) | 0x4B00_0000) * 0.00390625f - (32768f + zero),
             };
         }
     }
@@ -306,8 +310,10 @@ internal static class QuantizedGemvKernels
     {
         public int QuadsPerChunk => 8;
 
+        public float Offset => 0f;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Float4 Decode(CodeChunk chunk, int quad)
+        public Float4 Decode(CodeChunk chunk, int quad, float zero)
         {
             int word = Word(chunk, quad >> 1);
             int n = 4 * (quad & 1);
@@ -315,9 +321,10 @@ internal static class QuantizedGemvKernels
         }
 
         /// <summary>Nibble n: its sign to bit 31 (shift left), then an arithmetic shift puts exponent and mantissa at
-        /// bits 24–22; the mask keeps sign, exponent and mantissa: the element × 2^-126, restored by one multiply.</summary>
+        /// bits 24–22; the mask keeps sign, exponent and mantissa: the element × 2^-126. One multiply by 2^125 gives
+        /// half the element, exactly; the FP4 scale readers return twice the scale, so the products are unchanged.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static float E2M1(int word, int n) => Bits(((word << (28 - 4 * n)) >> 6) & unchecked((int)0x81C0_0000)) * TwoTo126;
+        private static float E2M1(int word, int n) => Bits(((word << (28 - 4 * n)) >> 6) & unchecked((int)0x81C0_0000)) * TwoTo125;
     }
 
     /// <summary>FP8 E4M3: quad i is word i, one byte per column (finite codes only).</summary>
@@ -325,8 +332,10 @@ internal static class QuantizedGemvKernels
     {
         public int QuadsPerChunk => 4;
 
+        public float Offset => 0f;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Float4 Decode(CodeChunk chunk, int quad)
+        public Float4 Decode(CodeChunk chunk, int quad, float zero)
         {
             int word = Word(chunk, quad);
             return new Float4 { X = E4M3(word, 0), Y = E4M3(word, 1), Z = E4M3(word, 2), W = E4M3(word, 3) };
@@ -334,7 +343,10 @@ internal static class QuantizedGemvKernels
 
         /// <summary>Byte n: sign to bit 31, exponent and mantissa to bits 26–20; the element × 2^-120.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        internal static float E4M3(int word, int n) => Bits(((word << (24 - 8 * n)) >> 4) & unchecked((int)0x87F0_0000)) * TwoTo120;
+        internal static float E4M3(int word, int n) => E4M3Bits(word, n) * TwoTo120;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        internal static float E4M3Bits(int word, int n) => Bits(((word << (24 - 8 * n)) >> 4) & unchecked((int)0x87F0_0000));
     }
 
     /// <summary>One scale per row, applied to the finished sum (per-channel, per-tensor).</summary>
@@ -345,6 +357,8 @@ internal static class QuantizedGemvKernels
         public ScaleBlock Load(ArrayView<Float4> floatScales, ArrayView<ulong> byteScales, long index, int quads) => default;
 
         public float Scale(ScaleBlock block, int quad) => 1f;
+
+        public float Zero(ScaleBlock block, int quad, float offset) => offset;
     }
 
     /// <summary>float32 scales, one per quad of the lane's chunk (per-group integer formats).</summary>
@@ -364,9 +378,36 @@ internal static class QuantizedGemvKernels
             int k = quad & 3;
             return k == 0 ? half.X : k == 1 ? half.Y : k == 2 ? half.Z : half.W;
         }
+
+        public float Zero(ScaleBlock block, int quad, float offset) => offset;
     }
 
-    /// <summary>MX E8M0 exponents, one byte per quad (eight quads: one 8-byte load).</summary>
+    /// <summary>float32 scales and zero-point bytes, one each per quad (asymmetric integer formats).</summary>
+    internal readonly struct FloatQuadScalesWithZeros : IQuadScales
+    {
+        public bool PerQuad => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public ScaleBlock Load(ArrayView<Float4> floatScales, ArrayView<ulong> byteScales, long index, int quads)
+        {
+            ScaleBlock block = default(FloatQuadScales).Load(floatScales, byteScales, index, quads);
+            block.Zeros = byteScales[index];
+            return block;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Scale(ScaleBlock block, int quad) => default(FloatQuadScales).Scale(block, quad);
+
+        /// <summary>The zero byte of the quad as an exact float (2^23 + z − 2^23).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Zero(ScaleBlock block, int quad, float offset)
+        {
+            int word = (int)(uint)(quad < 4 ? block.Zeros : block.Zeros >> 32);
+            return Bits(((int)((uint)word >> (8 * (quad & 3))) & 0xFF) | 0x4B00_0000) - 8388608f;
+        }
+    }
+
+    /// <summary>MX scales as E8M0 exponent + 1, one byte per quad (eight quads: one 8-byte load): twice the scale.</summary>
     internal readonly struct E8M0QuadScales : IQuadScales
     {
         public bool PerQuad => true;
@@ -379,13 +420,14 @@ internal static class QuantizedGemvKernels
         {
             int word = block.ByteWord(quad);
             int k = quad & 3;
-            // The exponent byte into the float32 exponent field: 2^(e − 127); code 0 is 2^-127, a float32 subnormal.
-            int bits = (k == 3 ? (int)((uint)word >> 1) : word << (23 - 8 * k)) & 0x7F80_0000;
-            return bits == 0 ? TwoToMinus127 : Bits(bits);
+            // The byte (E8M0 code + 1, at least 1) into the float32 exponent field: 2^(e + 1 − 127), always normal.
+            return Bits((k == 3 ? (int)((uint)word >> 1) : word << (23 - 8 * k)) & 0x7F80_0000);
         }
+
+        public float Zero(ScaleBlock block, int quad, float offset) => offset;
     }
 
-    /// <summary>NVFP4 E4M3 block scales, one byte per quad; the tensor scale multiplies the finished sum.</summary>
+    /// <summary>NVFP4 E4M3 block scales, one byte per quad, as twice the scale; the tensor scale multiplies the finished sum.</summary>
     internal readonly struct E4M3QuadScales : IQuadScales
     {
         public bool PerQuad => true;
@@ -394,7 +436,9 @@ internal static class QuantizedGemvKernels
         public ScaleBlock Load(ArrayView<Float4> floatScales, ArrayView<ulong> byteScales, long index, int quads) => ScaleBlock.FromBytes(byteScales[index]);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float Scale(ScaleBlock block, int quad) => Fp8Codes.E4M3(block.ByteWord(quad), quad & 3);
+        public float Scale(ScaleBlock block, int quad) => Fp8Codes.E4M3Bits(block.ByteWord(quad), quad & 3) * TwoTo121;
+
+        public float Zero(ScaleBlock block, int quad, float offset) => offset;
     }
 
     internal readonly struct Width1 : IBatchWidth
@@ -427,7 +471,11 @@ internal interface ICodeDecoder
 {
     int QuadsPerChunk { get; }
 
-    Float4 Decode(CodeChunk chunk, int quad);
+    /// <summary>The zero point of symmetric codes (0 for FP codes).</summary>
+    float Offset { get; }
+
+    /// <summary>Quad <paramref name="quad"/>'s weights minus <paramref name="zero"/> (integer codes; FP codes ignore it).</summary>
+    Float4 Decode(CodeChunk chunk, int quad, float zero);
 }
 
 /// <summary>Where a lane finds the scale of each of its quads.</summary>
@@ -439,6 +487,9 @@ internal interface IQuadScales
     ScaleBlock Load(ArrayView<Float4> floatScales, ArrayView<ulong> byteScales, long index, int quads);
 
     float Scale(ScaleBlock block, int quad);
+
+    /// <summary>The zero point of the quad's integer codes: <paramref name="offset"/> unless the format stores zero points.</summary>
+    float Zero(ScaleBlock block, int quad, float offset);
 }
 
 /// <summary>The batch rows one warp computes (1, 2 or 4): a constant of each compiled kernel.</summary>
@@ -452,6 +503,9 @@ internal struct ScaleBlock
 {
     public Float4 A;
     public Float4 B;
+
+    /// <summary>Zero-point bytes of the quads (asymmetric integer formats).</summary>
+    public ulong Zeros;
 
     public static ScaleBlock FromBytes(ulong bytes) => new()
     {
