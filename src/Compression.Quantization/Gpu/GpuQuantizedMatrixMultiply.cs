@@ -85,7 +85,7 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
         };
 
         Accelerator accelerator = gpu.Accelerator;
-        CodeChunk[] chunks = ArrangeCodes(weight, plan.CodeBits, plan.Codes is CodeKind.Int4 or CodeKind.Int8, quads, tiles);
+        CodeChunk[] chunks = ArrangeCodes(weight, plan.CodeBits, plan.Codes is CodeKind.Int4 or CodeKind.Int8, quads, tiles, lanesPerClass);
         _codes = accelerator.Allocate1D(chunks);
         float[] rowScales = [1f];
         Float4[] floatScales = [default];
@@ -308,12 +308,13 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
     /// Codes in the kernel's order: row r, tile t, lane l hold quads q = 32·i + l (i = 0 … quads − 1) of the tile, i.e.
     /// columns t·(128·quads) + 128·i + 4·l + j; 4-bit codes as nibble 4·i + j of the chunk, 8-bit codes as byte 4·i + j.
     /// </summary>
-    private static CodeChunk[] ArrangeCodes(QuantizedTensor weight, int bits, bool integer, int quads, int tiles)
+    private static CodeChunk[] ArrangeCodes(QuantizedTensor weight, int bits, bool integer, int quads, int tiles, int lanesPerClass)
     {
         int rows = weight.Rows, columns = weight.Columns;
         int tileColumns = 128 * quads;
         var chunks = new CodeChunk[(long)rows * tiles * Lanes];
-        // Padding holds the code of value 0 (the offset of integer codes, 0 for FP codes): the kernel multiplies it.
+        // Padding holds a code of value 0, since the kernel multiplies it: 0 for FP codes, the offset of symmetric
+        // integer codes, and the zero point of the lane's group for asymmetric ones (set in the loop below).
         byte padding = !integer ? (byte)0 : bits == 8 ? (byte)0x80 : (byte)0x88;
         var grouped = (GroupedFormat)weight.Format;
         System.Threading.Tasks.Parallel.For(0, rows, () => new byte[columns], (r, _, codes) =>
@@ -321,27 +322,36 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
             Span<byte> bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(chunks.AsSpan(r * tiles * Lanes, tiles * Lanes));
             bytes.Fill(padding);
             grouped.UnpackRow(weight.PackedCodesArray.AsSpan(r * weight.RowStride, weight.RowStride), codes);
-            for (int c = 0; c < columns; c++)
+            int end = weight.ZeroPointsArray is null ? columns : tiles * tileColumns;
+            for (int c = 0; c < end; c++)
             {
                 int t = c / tileColumns, within = c % tileColumns;
                 int i = within / 128, lane = within % 128 / 4, j = c % 4;
                 int chunk = (t * Lanes + lane) * QuantizedGemvKernels.ChunkBytes;
                 int slot = 4 * i + j;
+                byte code = c < columns ? codes[c] : PaddingZero(weight, r, t, i, lane / lanesPerClass, lanesPerClass, quads);
                 if (bits == 8)
                 {
-                    bytes[chunk + slot] = codes[c];
+                    bytes[chunk + slot] = code;
                 }
                 else
                 {
                     int shift = 4 * (slot & 1);
                     ref byte target = ref bytes[chunk + slot / 2];
-                    target = (byte)((target & ~(0xF << shift)) | ((codes[c] & 0xF) << shift));
+                    target = (byte)((target & ~(0xF << shift)) | ((code & 0xF) << shift));
                 }
             }
 
             return codes;
         }, _ => { });
         return chunks;
+    }
+
+    /// <summary>The zero point a padding column's lane uses (its class's group), so the padding decodes to 0.</summary>
+    private static byte PaddingZero(QuantizedTensor weight, int row, int tile, int quad, int scaleClass, int lanesPerClass, int quads)
+    {
+        int group = GroupOf(weight, row, tile, scaleClass, lanesPerClass, quads, quad, out bool inside);
+        return inside ? weight.ZeroPointsArray![group] : (byte)0;
     }
 
     private static float[] RowScales(QuantizedTensor weight)
