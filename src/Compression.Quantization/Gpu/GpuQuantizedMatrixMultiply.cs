@@ -41,7 +41,7 @@ public sealed class GpuQuantizedMatrixMultiply : IDisposable
 
     private const int Lanes = 32;
     private const int GroupThreads = QuantizedGemvKernels.WarpsPerGroup * Lanes;
-    private const int RowsPerGroup = QuantizedGemvKernels.WarpsPerGroup * QuantizedGemvKernels.RowsPerWarp;
+    private const int RowsPerGroup = QuantizedGemvKernels.RowsPerWarp;
 
     private readonly GpuContext _gpu;
     private readonly MemoryBuffer1D<CodeChunk, Stride1D.Dense> _codes;

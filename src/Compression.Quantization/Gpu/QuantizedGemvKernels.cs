@@ -9,8 +9,8 @@ namespace Compression.Quantization.Gpu;
 
 /// <summary>
 /// Device code of the fused dequantize × matrix-vector product <c>Y = X·Ŵᵀ</c> of <see cref="GpuQuantizedMatrixMultiply"/>.
-/// A warp owns <see cref="RowsPerWarp"/> rows and one tile of up to <see cref="BatchTile"/> batch rows; its lanes walk the
-/// rows one tile (32 lanes × 16 bytes of codes) at a time. Lane l's 16 bytes hold quads (4 consecutive columns) l, l + 32,
+/// A group of <see cref="WarpsPerGroup"/> warps owns <see cref="RowsPerWarp"/> rows and one tile of up to
+/// <see cref="BatchTile"/> batch rows; each warp walks every fourth tile (32 lanes × 16 bytes of codes) of those rows. Lane l's 16 bytes hold quads (4 consecutive columns) l, l + 32,
 /// l + 64, … of the tile, so every X load of the warp is one contiguous 512-byte read (16 bytes per lane) and every
 /// code load is too; each X quad is reused by the four rows. Codes decode by bit tricks into exact float32 values (no
 /// conversions, no tables), partial sums of a quad take the quad's scale, and the lanes' sums meet by shuffles.
@@ -24,10 +24,10 @@ namespace Compression.Quantization.Gpu;
 /// </remarks>
 internal static class QuantizedGemvKernels
 {
-    /// <summary>Rows each warp computes (X is reused across them).</summary>
+    /// <summary>Rows each group computes (X is reused across them).</summary>
     public const int RowsPerWarp = 4;
 
-    /// <summary>Warps per thread group.</summary>
+    /// <summary>Warps per thread group; they split the tiles of the group's rows.</summary>
     public const int WarpsPerGroup = 4;
 
     /// <summary>Batch rows one warp computes; larger batches run several tiles side by side.</summary>
@@ -54,7 +54,11 @@ internal static class QuantizedGemvKernels
         int lane = Warp.LaneIdx;
         int rowBlock = Grid.IdxX / spec.BatchTiles;
         int b0 = (Grid.IdxX - rowBlock * spec.BatchTiles) * BatchTile;
-        int firstRow = (rowBlock * WarpsPerGroup + Warp.WarpIdx) * RowsPerWarp;
+        // The group's warps share its four rows and split their tiles (warp w takes tiles w, w + 4, …): four times
+        // the warps, hence the bytes in flight, of a warp per row block, which left an 8192-row layer at a quarter of
+        // the copy bandwidth on an H200.
+        int warp = Warp.WarpIdx;
+        int firstRow = rowBlock * RowsPerWarp;
         int last = spec.Rows - 1;
         // Rows past the end repeat the last row (reads stay inside the buffers) and are never stored.
         int r0 = Math.Min(firstRow, last), r1 = Math.Min(firstRow + 1, last), r2 = Math.Min(firstRow + 2, last), r3 = Math.Min(firstRow + 3, last);
@@ -69,12 +73,13 @@ internal static class QuantizedGemvKernels
         int scaleClass = lane >> spec.ClassShift;
 
         Sums acc = default;
-        Rows4 current = LoadCodes(codes, r0, r1, r2, r3, 0, tiles, lane);
-        Scales4 currentScales = LoadScales<TScales>(floatScales, byteScales, r0, r1, r2, r3, 0, spec, scaleClass, quads);
-        for (int t = 0; t < tiles; t++)
+        int start = Math.Min(warp, tiles - 1);
+        Rows4 current = LoadCodes(codes, r0, r1, r2, r3, start, tiles, lane);
+        Scales4 currentScales = LoadScales<TScales>(floatScales, byteScales, r0, r1, r2, r3, start, spec, scaleClass, quads);
+        for (int t = warp; t < tiles; t += WarpsPerGroup)
         {
             // The next tile's loads go out before this tile's arithmetic: a warp keeps two tiles of codes in flight.
-            int next = Math.Min(t + 1, tiles - 1);
+            int next = Math.Min(t + WarpsPerGroup, tiles - 1);
             Rows4 nextCodes = LoadCodes(codes, r0, r1, r2, r3, next, tiles, lane);
             Scales4 nextScales = LoadScales<TScales>(floatScales, byteScales, r0, r1, r2, r3, next, spec, scaleClass, quads);
             int quad0 = t * 32 * quads + lane;
@@ -95,14 +100,51 @@ internal static class QuantizedGemvKernels
         }
 
         acc = WarpSum(acc, width);
+        // The warps' partial sums meet in shared memory and are added in warp order (deterministic).
+        ArrayView<float> partials = SharedMemory.Allocate<float>(WarpsPerGroup * 16);
         if (lane == 0)
         {
+            Put(partials, warp * 16, acc.R0);
+            Put(partials, warp * 16 + 4, acc.R1);
+            Put(partials, warp * 16 + 8, acc.R2);
+            Put(partials, warp * 16 + 12, acc.R3);
+        }
+
+        Group.Barrier();
+        if (warp == 0 && lane == 0)
+        {
+            for (int w = 1; w < WarpsPerGroup; w++)
+            {
+                acc.R0 = Add(acc.R0, partials, w * 16);
+                acc.R1 = Add(acc.R1, partials, w * 16 + 4);
+                acc.R2 = Add(acc.R2, partials, w * 16 + 8);
+                acc.R3 = Add(acc.R3, partials, w * 16 + 12);
+            }
+
             Store<TScales>(y, rowScales, acc.R0, firstRow, r0, b0, width, spec);
             Store<TScales>(y, rowScales, acc.R1, firstRow + 1, r1, b0, width, spec);
             Store<TScales>(y, rowScales, acc.R2, firstRow + 2, r2, b0, width, spec);
             Store<TScales>(y, rowScales, acc.R3, firstRow + 3, r3, b0, width, spec);
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(ArrayView<float> partials, int at, Batch4Sums sums)
+    {
+        partials[at] = sums.B0;
+        partials[at + 1] = sums.B1;
+        partials[at + 2] = sums.B2;
+        partials[at + 3] = sums.B3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Batch4Sums Add(Batch4Sums sums, ArrayView<float> partials, int at) => new()
+    {
+        B0 = sums.B0 + partials[at],
+        B1 = sums.B1 + partials[at + 1],
+        B2 = sums.B2 + partials[at + 2],
+        B3 = sums.B3 + partials[at + 3],
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Rows4 LoadCodes(ArrayView<CodeChunk> codes, int r0, int r1, int r2, int r3, int tile, int tiles, int lane) => new()
