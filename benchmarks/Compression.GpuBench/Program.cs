@@ -30,6 +30,8 @@ if (args.Length > 0 && args[0] == "sparse") { return SparseProducts.Run(args[1..
 if (args.Length > 0 && args[0] == "hadamard") { return HadamardBench.Run(args[1..]); }
 if (args.Length > 0 && args[0] == "gemm") { return GemmBench.Run(args[1..]); }
 
+if (args.Length > 0 && args[0] == "gemv") { return GemvBench.Run(args[1..]); }
+
 if (args.Length > 0 && args[0] == "svd")
 {
     return SvdBench.Run(args[1..]);
