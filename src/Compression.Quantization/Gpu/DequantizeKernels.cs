@@ -1,0 +1,162 @@
+// Licensed under the MIT License. See LICENSE in the repository root.
+// Part of the Compression library for .NET.
+
+using System;
+using ILGPU;
+
+namespace Compression.Quantization.Gpu;
+
+/// <summary>
+/// How a dequantize kernel writes eight decoded values: float32 (two 16-byte stores) or BF16 (one 16-byte store).
+/// The kernel is generic over this struct, as the quantize kernels are over <see cref="IWeightLoader"/>.
+/// </summary>
+internal interface IDequantizedStore
+{
+    /// <summary>Writes values <c>8·octet … 8·octet + 7</c> of the output.</summary>
+    void Store(ArrayView<Float4> words, long octet, Octet values);
+}
+
+/// <summary>float32 output: the decoded values themselves.</summary>
+internal readonly struct Float32Store : IDequantizedStore
+{
+    public void Store(ArrayView<Float4> words, long octet, Octet v)
+    {
+        words[2 * octet] = new Float4 { X = v.V0, Y = v.V1, Z = v.V2, W = v.V3 };
+        words[2 * octet + 1] = new Float4 { X = v.V4, Y = v.V5, Z = v.V6, W = v.V7 };
+    }
+}
+
+/// <summary>
+/// BF16 output: each value rounded as <c>NumericConversions.SingleToBFloat16Bits</c> does (nearest, ties to even;
+/// NaN to a quiet NaN), two to a 32-bit lane, the first in the low half. The lanes travel as float bits only to share
+/// <see cref="Float4"/>'s vector store.
+/// </summary>
+internal readonly struct BFloat16Store : IDequantizedStore
+{
+    public void Store(ArrayView<Float4> words, long octet, Octet v) =>
+        words[octet] = new Float4 { X = Pair(v.V0, v.V1), Y = Pair(v.V2, v.V3), Z = Pair(v.V4, v.V5), W = Pair(v.V6, v.V7) };
+
+    private static float Pair(float low, float high) => BitConverter.Int32BitsToSingle(Bits(low) | (Bits(high) << 16));
+
+    internal static int Bits(float value)
+    {
+        uint bits = (uint)BitConverter.SingleToInt32Bits(value);
+        uint rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+        uint quiet = (bits >> 16) | 0x0040u;
+        return (int)((bits & 0x7FFF_FFFFu) > 0x7F80_0000u ? quiet : rounded);
+    }
+}
+
+/// <summary>
+/// The bandwidth kernel of dequantization for the formats of the fast quantize kernels (byte or nibble codes, float32
+/// scales of row-local groups): every thread decodes 32 consecutive codes of one row (one or two 16-byte loads) into
+/// four octets (eight or four 16-byte stores). Rows are the grid's y dimension and a group's index is a shift of the
+/// column, so no thread divides. Each value is computed with the operations of
+/// <see cref="QuantizeKernels.DecodeValue"/> (the CPU's decoding), so the float32 output equals
+/// <c>QuantizedTensor.Decompress()</c> bit for bit and the BF16 output its round-to-nearest-even conversion.
+/// </summary>
+internal static class DequantizeKernels
+{
+    /// <summary>Codes per thread.</summary>
+    public const int ChunkWidth = 32;
+
+    /// <summary>
+    /// Decodes row <c>Grid.IdxY</c>, chunk <c>Grid.IdxX · Group.DimX + Group.IdxX</c>. The group of column j is
+    /// <c>row · SegmentsPerRow + (j &gt;&gt; groupShift)</c>: groupShift is log2 of a group width of 16 to 128, or 30
+    /// for per-channel scales (one segment per row).
+    /// </summary>
+    public static void Chunks<TStore>(ArrayView<Float4> packed, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
+        ArrayView<Float4> destination, GpuFormatSpec spec, int chunksPerRow, int groupShift)
+        where TStore : struct, IDequantizedStore
+    {
+        int chunk = Grid.IdxX * Group.DimX + Group.IdxX;
+        if (chunk >= chunksPerRow)
+        {
+            return;
+        }
+
+        int row = Grid.IdxY;
+        long c = (long)row * chunksPerRow + chunk;
+        int column = chunk * ChunkWidth;
+        long groupA = (long)row * spec.SegmentsPerRow + (column >> groupShift);
+        long groupB = (long)row * spec.SegmentsPerRow + ((column + 16) >> groupShift);
+        bool asymmetric = spec.Element == GpuElementKind.IntegerAsymmetric;
+        float g = spec.ScaleKind == GpuScaleKind.Nvfp4 ? tensorScale[0] : 1f;
+        // NVFP4 decodes as element · (block scale · g), the product rounded first, as the CPU does.
+        float scaleA = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scales[groupA] * g : scales[groupA];
+        float scaleB = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scales[groupB] * g : scales[groupB];
+        int zeroA = asymmetric ? zeros[groupA] : 0;
+        int zeroB = asymmetric ? zeros[groupB] : 0;
+        float subnormalUnit = GpuFormatSpec.PowerOfTwo(spec.MinNormalExponent - spec.MantissaBits);
+        TStore store = default;
+        if (spec.CodeBits == 8)
+        {
+            Float4 first = packed[2 * c], second = packed[2 * c + 1];
+            store.Store(destination, 4 * c, Decode(Word(first.X), Word(first.Y), scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 1, Decode(Word(first.Z), Word(first.W), scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 2, Decode(Word(second.X), Word(second.Y), scaleB, zeroB, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 3, Decode(Word(second.Z), Word(second.W), scaleB, zeroB, subnormalUnit, spec));
+        }
+        else
+        {
+            Float4 codes = packed[c];
+            store.Store(destination, 4 * c, Decode(Word(codes.X), 0, scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 1, Decode(Word(codes.Y), 0, scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 2, Decode(Word(codes.Z), 0, scaleB, zeroB, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 3, Decode(Word(codes.W), 0, scaleB, zeroB, subnormalUnit, spec));
+        }
+    }
+
+    private static int Word(float lane) => BitConverter.SingleToInt32Bits(lane);
+
+    /// <summary>Eight codes: bytes of <paramref name="low"/> then <paramref name="high"/>, or the eight nibbles of <paramref name="low"/>.</summary>
+    private static Octet Decode(int low, int high, float scale, int zero, float subnormalUnit, GpuFormatSpec spec)
+    {
+        if (spec.CodeBits == 8)
+        {
+            return new Octet
+            {
+                V0 = Value(low & 0xFF, scale, zero, subnormalUnit, spec), V1 = Value((low >> 8) & 0xFF, scale, zero, subnormalUnit, spec),
+                V2 = Value((low >> 16) & 0xFF, scale, zero, subnormalUnit, spec), V3 = Value((low >> 24) & 0xFF, scale, zero, subnormalUnit, spec),
+                V4 = Value(high & 0xFF, scale, zero, subnormalUnit, spec), V5 = Value((high >> 8) & 0xFF, scale, zero, subnormalUnit, spec),
+                V6 = Value((high >> 16) & 0xFF, scale, zero, subnormalUnit, spec), V7 = Value((high >> 24) & 0xFF, scale, zero, subnormalUnit, spec),
+            };
+        }
+
+        return new Octet
+        {
+            V0 = Value(low & 0xF, scale, zero, subnormalUnit, spec), V1 = Value((low >> 4) & 0xF, scale, zero, subnormalUnit, spec),
+            V2 = Value((low >> 8) & 0xF, scale, zero, subnormalUnit, spec), V3 = Value((low >> 12) & 0xF, scale, zero, subnormalUnit, spec),
+            V4 = Value((low >> 16) & 0xF, scale, zero, subnormalUnit, spec), V5 = Value((low >> 20) & 0xF, scale, zero, subnormalUnit, spec),
+            V6 = Value((low >> 24) & 0xF, scale, zero, subnormalUnit, spec), V7 = Value((low >> 28) & 0xF, scale, zero, subnormalUnit, spec),
+        };
+    }
+
+    /// <summary>
+    /// <see cref="QuantizeKernels.DecodeValue"/> with the small-float element built from its bits: a normal code's
+    /// exponent and mantissa fields, shifted into place and rebiased, are the float32 of the same value (every normal
+    /// of a format of 8 bits or fewer is a float32 normal), and a subnormal is its mantissa times 2^(emin − m), the
+    /// same exact product <see cref="GpuFormatSpec.DecodeMiniFloat"/> forms. The element is exact either way, so the
+    /// one rounding, by the scale, is the CPU's.
+    /// </summary>
+    private static float Value(int code, float scale, int zero, float subnormalUnit, GpuFormatSpec spec)
+    {
+        switch (spec.Element)
+        {
+            case GpuElementKind.IntegerSymmetric:
+                return ((float)code - spec.Offset) * scale;
+            case GpuElementKind.IntegerAsymmetric:
+                return ((float)code - zero) * scale;
+            case GpuElementKind.MxInt8:
+                return ((code ^ 0x80) - 0x80) / 64f * scale;
+            default:
+            {
+                int magnitude = code & (spec.SignBit - 1);
+                float normal = BitConverter.Int32BitsToSingle((magnitude << (23 - spec.MantissaBits)) + ((127 - spec.Bias) << 23));
+                float subnormal = magnitude * subnormalUnit;
+                float element = magnitude >> spec.MantissaBits == 0 ? subnormal : normal;
+                return ((code & spec.SignBit) != 0 ? -element : element) * scale;
+            }
+        }
+    }
+}
