@@ -51,8 +51,8 @@ internal readonly struct BFloat16Store : IDequantizedStore
 /// The bandwidth kernel of dequantization for the formats of the fast quantize kernels (byte or nibble codes, float32
 /// scales of row-local groups): every thread decodes 32 consecutive codes of one row (one or two 16-byte loads) into
 /// four octets (eight or four 16-byte stores). Rows are the grid's y dimension and a group's index is a shift of the
-/// column, so no thread divides. Each value is computed with the operations of
-/// <see cref="QuantizeKernels.DecodeValue"/> (the CPU's decoding), so the float32 output equals
+/// column, so no thread divides. Each value is computed by the <see cref="IElementDecoder"/> the kernel is compiled for,
+/// with the operations of <see cref="QuantizeKernels.DecodeValue"/> (the CPU's decoding), so the float32 output equals
 /// <c>QuantizedTensor.Decompress()</c> bit for bit and the BF16 output its round-to-nearest-even conversion.
 /// </summary>
 internal static class DequantizeKernels
@@ -65,9 +65,10 @@ internal static class DequantizeKernels
     /// <c>row · SegmentsPerRow + (j &gt;&gt; groupShift)</c>: groupShift is log2 of a group width of 16 to 128, or 30
     /// for per-channel scales (one segment per row).
     /// </summary>
-    public static void Chunks<TStore>(ArrayView<Float4> packed, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
+    public static void Chunks<TStore, TDecoder>(ArrayView<Float4> packed, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
         ArrayView<Float4> destination, GpuFormatSpec spec, int chunksPerRow, int groupShift)
         where TStore : struct, IDequantizedStore
+        where TDecoder : struct, IElementDecoder
     {
         int chunk = Grid.IdxX * Group.DimX + Group.IdxX;
         if (chunk >= chunksPerRow)
@@ -92,71 +93,45 @@ internal static class DequantizeKernels
         if (spec.CodeBits == 8)
         {
             Float4 first = packed[2 * c], second = packed[2 * c + 1];
-            store.Store(destination, 4 * c, Decode(Word(first.X), Word(first.Y), scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 1, Decode(Word(first.Z), Word(first.W), scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 2, Decode(Word(second.X), Word(second.Y), scaleB, zeroB, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 3, Decode(Word(second.Z), Word(second.W), scaleB, zeroB, subnormalUnit, spec));
+            store.Store(destination, 4 * c, Decode<TDecoder>(Word(first.X), Word(first.Y), scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 1, Decode<TDecoder>(Word(first.Z), Word(first.W), scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 2, Decode<TDecoder>(Word(second.X), Word(second.Y), scaleB, zeroB, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 3, Decode<TDecoder>(Word(second.Z), Word(second.W), scaleB, zeroB, subnormalUnit, spec));
         }
         else
         {
             Float4 codes = packed[c];
-            store.Store(destination, 4 * c, Decode(Word(codes.X), 0, scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 1, Decode(Word(codes.Y), 0, scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 2, Decode(Word(codes.Z), 0, scaleB, zeroB, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 3, Decode(Word(codes.W), 0, scaleB, zeroB, subnormalUnit, spec));
+            store.Store(destination, 4 * c, Decode<TDecoder>(Word(codes.X), 0, scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 1, Decode<TDecoder>(Word(codes.Y), 0, scaleA, zeroA, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 2, Decode<TDecoder>(Word(codes.Z), 0, scaleB, zeroB, subnormalUnit, spec));
+            store.Store(destination, 4 * c + 3, Decode<TDecoder>(Word(codes.W), 0, scaleB, zeroB, subnormalUnit, spec));
         }
     }
 
     private static int Word(float lane) => BitConverter.SingleToInt32Bits(lane);
 
     /// <summary>Eight codes: bytes of <paramref name="low"/> then <paramref name="high"/>, or the eight nibbles of <paramref name="low"/>.</summary>
-    private static Octet Decode(int low, int high, float scale, int zero, float subnormalUnit, GpuFormatSpec spec)
+    private static Octet Decode<TDecoder>(int low, int high, float scale, int zero, float subnormalUnit, GpuFormatSpec spec)
+        where TDecoder : struct, IElementDecoder
     {
+        TDecoder d = default;
         if (spec.CodeBits == 8)
         {
             return new Octet
             {
-                V0 = Value(low & 0xFF, scale, zero, subnormalUnit, spec), V1 = Value((low >> 8) & 0xFF, scale, zero, subnormalUnit, spec),
-                V2 = Value((low >> 16) & 0xFF, scale, zero, subnormalUnit, spec), V3 = Value((low >> 24) & 0xFF, scale, zero, subnormalUnit, spec),
-                V4 = Value(high & 0xFF, scale, zero, subnormalUnit, spec), V5 = Value((high >> 8) & 0xFF, scale, zero, subnormalUnit, spec),
-                V6 = Value((high >> 16) & 0xFF, scale, zero, subnormalUnit, spec), V7 = Value((high >> 24) & 0xFF, scale, zero, subnormalUnit, spec),
+                V0 = d.Decode(low & 0xFF, scale, zero, subnormalUnit, spec), V1 = d.Decode((low >> 8) & 0xFF, scale, zero, subnormalUnit, spec),
+                V2 = d.Decode((low >> 16) & 0xFF, scale, zero, subnormalUnit, spec), V3 = d.Decode((low >> 24) & 0xFF, scale, zero, subnormalUnit, spec),
+                V4 = d.Decode(high & 0xFF, scale, zero, subnormalUnit, spec), V5 = d.Decode((high >> 8) & 0xFF, scale, zero, subnormalUnit, spec),
+                V6 = d.Decode((high >> 16) & 0xFF, scale, zero, subnormalUnit, spec), V7 = d.Decode((high >> 24) & 0xFF, scale, zero, subnormalUnit, spec),
             };
         }
 
         return new Octet
         {
-            V0 = Value(low & 0xF, scale, zero, subnormalUnit, spec), V1 = Value((low >> 4) & 0xF, scale, zero, subnormalUnit, spec),
-            V2 = Value((low >> 8) & 0xF, scale, zero, subnormalUnit, spec), V3 = Value((low >> 12) & 0xF, scale, zero, subnormalUnit, spec),
-            V4 = Value((low >> 16) & 0xF, scale, zero, subnormalUnit, spec), V5 = Value((low >> 20) & 0xF, scale, zero, subnormalUnit, spec),
-            V6 = Value((low >> 24) & 0xF, scale, zero, subnormalUnit, spec), V7 = Value((low >> 28) & 0xF, scale, zero, subnormalUnit, spec),
+            V0 = d.Decode(low & 0xF, scale, zero, subnormalUnit, spec), V1 = d.Decode((low >> 4) & 0xF, scale, zero, subnormalUnit, spec),
+            V2 = d.Decode((low >> 8) & 0xF, scale, zero, subnormalUnit, spec), V3 = d.Decode((low >> 12) & 0xF, scale, zero, subnormalUnit, spec),
+            V4 = d.Decode((low >> 16) & 0xF, scale, zero, subnormalUnit, spec), V5 = d.Decode((low >> 20) & 0xF, scale, zero, subnormalUnit, spec),
+            V6 = d.Decode((low >> 24) & 0xF, scale, zero, subnormalUnit, spec), V7 = d.Decode((low >> 28) & 0xF, scale, zero, subnormalUnit, spec),
         };
-    }
-
-    /// <summary>
-    /// <see cref="QuantizeKernels.DecodeValue"/> with the small-float element built from its bits: a normal code's
-    /// exponent and mantissa fields, shifted into place and rebiased, are the float32 of the same value (every normal
-    /// of a format of 8 bits or fewer is a float32 normal), and a subnormal is its mantissa times 2^(emin − m), the
-    /// same exact product <see cref="GpuFormatSpec.DecodeMiniFloat"/> forms. The element is exact either way, so the
-    /// one rounding, by the scale, is the CPU's.
-    /// </summary>
-    private static float Value(int code, float scale, int zero, float subnormalUnit, GpuFormatSpec spec)
-    {
-        switch (spec.Element)
-        {
-            case GpuElementKind.IntegerSymmetric:
-                return ((float)code - spec.Offset) * scale;
-            case GpuElementKind.IntegerAsymmetric:
-                return ((float)code - zero) * scale;
-            case GpuElementKind.MxInt8:
-                return ((code ^ 0x80) - 0x80) / 64f * scale;
-            default:
-            {
-                int magnitude = code & (spec.SignBit - 1);
-                float normal = BitConverter.Int32BitsToSingle((magnitude << (23 - spec.MantissaBits)) + ((127 - spec.Bias) << 23));
-                float subnormal = magnitude * subnormalUnit;
-                float element = magnitude >> spec.MantissaBits == 0 ? subnormal : normal;
-                return ((code & spec.SignBit) != 0 ? -element : element) * scale;
-            }
-        }
     }
 }

@@ -343,26 +343,44 @@ public sealed class GpuRoundToNearestQuantizer
         ArrayView<byte> zeroPoints, ArrayView<float> workspace, ScaleLayout layout, GpuFormatSpec spec)
         where TLoader : struct, IWeightLoader
     {
-        long total = (long)rows * columns;
         Accelerator accelerator = _gpu.Accelerator;
         bool perChannel = layout.SegmentsPerRow == 1 && layout.SegmentWidth >= columns && layout.GroupRows == rows;
         bool groups = !perChannel && layout.GroupRows == rows && layout.SegmentWidth is 16 or 32 or 64 or 128 && columns % layout.SegmentWidth == 0 &&
                       spec.Element != GpuElementKind.IntegerAsymmetric && layout.SegmentWidth / 16 <= accelerator.WarpSize;
-        int octetsPerRow = columns / 8;
-        int maxThreads = Math.Min(1024, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
         if (!aligned || columns % 8 != 0 || spec.CodeBits is not (8 or 4) || !(perChannel || groups) ||
             (perChannel && spec.ScaleKind is not (GpuScaleKind.Integer or GpuScaleKind.FloatMax)) || accelerator.WarpSize < 32)
         {
             return false;
         }
 
+        // The element coding is a type parameter of the kernels (IElementEncoder): one compiled kernel per kind.
+        return spec.Element switch
+        {
+            GpuElementKind.IntegerSymmetric => RunOctets<TLoader, IntegerSymmetricEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            GpuElementKind.IntegerAsymmetric => RunOctets<TLoader, IntegerAsymmetricEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            GpuElementKind.MxInt8 => RunOctets<TLoader, MxInt8Encoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            _ when spec.ScaleKind == GpuScaleKind.SharedExponent =>
+                RunOctets<TLoader, SharedExponentEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            _ => RunOctets<TLoader, MiniFloatEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+        };
+    }
+
+    private bool RunOctets<TLoader, TEncoder>(ArrayView<Float4> words, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
+        ArrayView<byte> zeroPoints, ArrayView<float> workspace, GpuFormatSpec spec, bool perChannel)
+        where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
+    {
+        Accelerator accelerator = _gpu.Accelerator;
+        long total = (long)rows * columns;
         int octets = (int)(total / 8);
+        int maxThreads = Math.Min(1024, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
         if (perChannel)
         {
-            var rowOctets = _gpu.GetOrLoadKernel(KernelKeys<TLoader>.RowOctets, a =>
+            var rowOctets = _gpu.GetOrLoadKernel(KernelKeys<TLoader, TEncoder>.RowOctets, a =>
                 a.LoadStreamKernel<ArrayView<Float4>, ArrayView<float>, ArrayView<byte>, ArrayView<ulong>, ArrayView<uint>, GpuFormatSpec, int>(
-                    QuadKernels.RowOctets<TLoader>));
+                    QuadKernels.RowOctets<TLoader, TEncoder>));
             // Enough threads that each holds at most OctetsInRegisters octets of its row (a whole warp at least).
+            int octetsPerRow = columns / 8;
             int wanted = (octetsPerRow + QuadKernels.OctetsInRegisters - 1) / QuadKernels.OctetsInRegisters;
             int threads = Math.Min(maxThreads, Math.Max(accelerator.WarpSize, (wanted + accelerator.WarpSize - 1) / accelerator.WarpSize * accelerator.WarpSize));
             ArrayView<ulong> packed8 = spec.CodeBits == 8 ? packed.SubView(0, total).Cast<ulong>() : default;
@@ -375,7 +393,7 @@ public sealed class GpuRoundToNearestQuantizer
         if (spec.ScaleKind == GpuScaleKind.Nvfp4)
         {
             ArrayView<int> absMaxBits = workspace.SubView(0, 1).Cast<int>();
-            var tensorAbsMax = _gpu.GetOrLoadKernel(KernelKeys<TLoader>.TensorAbsMax, a =>
+            var tensorAbsMax = _gpu.GetOrLoadKernel(KernelKeys<TLoader, TEncoder>.TensorAbsMax, a =>
                 a.LoadStreamKernel<ArrayView<Float4>, ArrayView<int>, int>(QuadKernels.TensorAbsMax<TLoader>));
             var fromBits = _gpu.GetOrLoadKernel(s_tensorScaleFromBits, a =>
                 a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(QuadKernels.TensorScaleFromBits));
@@ -387,24 +405,26 @@ public sealed class GpuRoundToNearestQuantizer
             fromBits(1, absMaxBits, tensorScale);
         }
 
-        var groupSixteens = _gpu.GetOrLoadKernel(KernelKeys<TLoader>.GroupSixteens, a =>
+        var groupSixteens = _gpu.GetOrLoadKernel(KernelKeys<TLoader, TEncoder>.GroupSixteens, a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, ArrayView<ulong>, GpuFormatSpec, int>(
-                QuadKernels.GroupSixteens<TLoader>));
+                QuadKernels.GroupSixteens<TLoader, TEncoder>));
         int sixteens = octets / 2;
         groupSixteens((sixteens + 31) / 32 * 32, words, scales, tensorScale, packed.SubView(0, total * spec.CodeBits / 8).Cast<ulong>(), spec, sixteens);
         return true;
     }
 
-    /// <summary>Kernel cache keys per weight loader (each instantiation is its own kernel).</summary>
-    private static class KernelKeys<TLoader>
+    /// <summary>Kernel cache keys per weight loader and element coding (each instantiation is its own kernel).</summary>
+    private static class KernelKeys<TLoader, TEncoder>
         where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
     {
         public static readonly object RowOctets = new(), GroupSixteens = new(), TensorAbsMax = new();
     }
 
-    /// <summary>Kernel cache keys per output type of <see cref="DequantizeKernels.Chunks"/>.</summary>
-    private static class DequantizeKeys<TStore>
+    /// <summary>Kernel cache keys per output type and element decoding of <see cref="DequantizeKernels.Chunks"/>.</summary>
+    private static class DequantizeKeys<TStore, TDecoder>
         where TStore : struct, IDequantizedStore
+        where TDecoder : struct, IElementDecoder
     {
         public static readonly object Chunks = new();
     }
@@ -552,20 +572,43 @@ public sealed class GpuRoundToNearestQuantizer
             return false;
         }
 
+        int groupShift = perChannel ? 30 : System.Numerics.BitOperations.Log2((uint)layout.SegmentWidth);
+        ArrayView<Float4> codes = packed.SubView(0, total * spec.CodeBits / 8).Cast<Float4>();
+        ArrayView<Float4> output = destinationBytes.SubView(0, total * (typeof(TStore) == typeof(Float32Store) ? sizeof(float) : sizeof(ushort))).Cast<Float4>();
+        switch (spec.Element)
+        {
+            case GpuElementKind.IntegerSymmetric:
+                RunChunks<TStore, IntegerSymmetricDecoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+            case GpuElementKind.IntegerAsymmetric:
+                RunChunks<TStore, IntegerAsymmetricDecoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+            case GpuElementKind.MxInt8:
+                RunChunks<TStore, MxInt8Decoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+            default:
+                RunChunks<TStore, MiniFloatDecoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+        }
+
+        return true;
+    }
+
+    private void RunChunks<TStore, TDecoder>(ArrayView<Float4> codes, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale,
+        ArrayView<Float4> output, GpuFormatSpec spec, int rows, int columns, int groupShift)
+        where TStore : struct, IDequantizedStore
+        where TDecoder : struct, IElementDecoder
+    {
         Accelerator accelerator = _gpu.Accelerator;
-        var kernel = _gpu.GetOrLoadKernel(DequantizeKeys<TStore>.Chunks, a =>
+        var kernel = _gpu.GetOrLoadKernel(DequantizeKeys<TStore, TDecoder>.Chunks, a =>
             a.LoadStreamKernel<ArrayView<Float4>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<Float4>, GpuFormatSpec, int, int>(
-                DequantizeKernels.Chunks<TStore>));
+                DequantizeKernels.Chunks<TStore, TDecoder>));
         int chunksPerRow = columns / DequantizeKernels.ChunkWidth;
         int maxThreads = Math.Min(256, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
         int threads = Math.Min(maxThreads, (chunksPerRow + accelerator.WarpSize - 1) / accelerator.WarpSize * accelerator.WarpSize);
         int blocksPerRow = (chunksPerRow + threads - 1) / threads;
-        int groupShift = perChannel ? 30 : System.Numerics.BitOperations.Log2((uint)layout.SegmentWidth);
-        long outputBytes = total * (typeof(TStore) == typeof(Float32Store) ? sizeof(float) : sizeof(ushort));
-        kernel(new KernelConfig(new Index2D(blocksPerRow, rows), new Index2D(threads, 1)),
-            packed.SubView(0, total * spec.CodeBits / 8).Cast<Float4>(), scales, zeroPoints, tensorScale,
-            destinationBytes.SubView(0, outputBytes).Cast<Float4>(), spec, chunksPerRow, groupShift);
-        return true;
+        kernel(new KernelConfig(new Index2D(blocksPerRow, rows), new Index2D(threads, 1)), codes, scales, zeroPoints, tensorScale, output, spec, chunksPerRow,
+            groupShift);
     }
 
     private static void CheckSupported(RtnOptions options)

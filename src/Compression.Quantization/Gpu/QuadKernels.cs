@@ -43,9 +43,10 @@ internal static class QuadKernels
     /// </summary>
     /// <remarks>Lanes past the row's end hold zeros: harmless, since max |w| ignores them and the asymmetric range is
     /// [min(min, 0), max(max, 0)] anyway.</remarks>
-    public static void RowOctets<TLoader>(ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<ulong> packed8,
+    public static void RowOctets<TLoader, TEncoder>(ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<ulong> packed8,
         ArrayView<uint> packed4, GpuFormatSpec spec, int octetsPerRow)
         where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
     {
         int row = Grid.IdxX;
         int thread = Group.IdxX;
@@ -108,26 +109,27 @@ internal static class QuadKernels
         }
 
         float reciprocal = 1f / scale;
-        StoreOctet(q0 < octetsPerRow, first + q0, o0, scale, reciprocal, zero, packed8, packed4, spec);
-        StoreOctet(q1 < octetsPerRow, first + q1, o1, scale, reciprocal, zero, packed8, packed4, spec);
-        StoreOctet(q2 < octetsPerRow, first + q2, o2, scale, reciprocal, zero, packed8, packed4, spec);
-        StoreOctet(q3 < octetsPerRow, first + q3, o3, scale, reciprocal, zero, packed8, packed4, spec);
+        StoreOctet<TEncoder>(q0 < octetsPerRow, first + q0, o0, scale, reciprocal, zero, packed8, packed4, spec);
+        StoreOctet<TEncoder>(q1 < octetsPerRow, first + q1, o1, scale, reciprocal, zero, packed8, packed4, spec);
+        StoreOctet<TEncoder>(q2 < octetsPerRow, first + q2, o2, scale, reciprocal, zero, packed8, packed4, spec);
+        StoreOctet<TEncoder>(q3 < octetsPerRow, first + q3, o3, scale, reciprocal, zero, packed8, packed4, spec);
         for (int q = thread + OctetsInRegisters * threads; q < octetsPerRow; q += threads)
         {
-            StoreOctet(true, first + q, loader.Load(weight, first + q), scale, reciprocal, zero, packed8, packed4, spec);
+            StoreOctet<TEncoder>(true, first + q, loader.Load(weight, first + q), scale, reciprocal, zero, packed8, packed4, spec);
         }
     }
 
     /// <summary>Eight codes into one store: 8 bytes, or 8 nibbles in 4 bytes (little-endian, as BitPacker).</summary>
-    private static void StoreOctet(bool inside, long octet, Octet o, float divisor, float reciprocal, int zero, ArrayView<ulong> packed8,
+    private static void StoreOctet<TEncoder>(bool inside, long octet, Octet o, float divisor, float reciprocal, int zero, ArrayView<ulong> packed8,
         ArrayView<uint> packed4, GpuFormatSpec spec)
+        where TEncoder : struct, IElementEncoder
     {
         if (!inside)
         {
             return;
         }
 
-        ulong codes = Pack(o, divisor, reciprocal, zero, spec);
+        ulong codes = Pack<TEncoder>(o, divisor, reciprocal, zero, spec);
         if (spec.CodeBits == 8)
         {
             packed8[octet] = codes;
@@ -146,9 +148,10 @@ internal static class QuadKernels
     /// shuffles. Groups are numbered row-major, so sixteen h belongs to group h / (width / 16) and its codes start at
     /// byte h · 2 · bits. Launch a multiple of 32 threads; the extra ones only take part in the shuffles.
     /// </summary>
-    public static void GroupSixteens<TLoader>(Index1D index, ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<float> tensorScale,
+    public static void GroupSixteens<TLoader, TEncoder>(Index1D index, ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<float> tensorScale,
         ArrayView<ulong> packed, GpuFormatSpec spec, int sixteens)
         where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
     {
         int h = index;
         bool inside = h < sixteens;
@@ -176,8 +179,8 @@ internal static class QuadKernels
 
         float divisor = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * g : scale;
         float reciprocal = 1f / divisor;
-        ulong first = Pack(a, divisor, reciprocal, 0, spec);
-        ulong second = Pack(b, divisor, reciprocal, 0, spec);
+        ulong first = Pack<TEncoder>(a, divisor, reciprocal, 0, spec);
+        ulong second = Pack<TEncoder>(b, divisor, reciprocal, 0, spec);
         if (spec.CodeBits == 8)
         {
             packed[2L * h] = first;
@@ -189,13 +192,29 @@ internal static class QuadKernels
         }
     }
 
-    /// <summary>Eight codes packed little-endian: eight bytes, or eight nibbles in the low 32 bits.</summary>
-    private static ulong Pack(Octet o, float divisor, float reciprocal, int zero, GpuFormatSpec spec)
+    /// <summary>Eight codes packed little-endian: eight bytes, or eight nibbles in the low 32 bits. A zero divisor (an
+    /// all-zero group) is tested once here, not per weight.</summary>
+    private static ulong Pack<TEncoder>(Octet o, float divisor, float reciprocal, int zero, GpuFormatSpec spec)
+        where TEncoder : struct, IElementEncoder
     {
-        int c0 = Encode(o.V0, divisor, reciprocal, zero, spec), c1 = Encode(o.V1, divisor, reciprocal, zero, spec);
-        int c2 = Encode(o.V2, divisor, reciprocal, zero, spec), c3 = Encode(o.V3, divisor, reciprocal, zero, spec);
-        int c4 = Encode(o.V4, divisor, reciprocal, zero, spec), c5 = Encode(o.V5, divisor, reciprocal, zero, spec);
-        int c6 = Encode(o.V6, divisor, reciprocal, zero, spec), c7 = Encode(o.V7, divisor, reciprocal, zero, spec);
+        TEncoder e = default;
+        int c0, c1, c2, c3, c4, c5, c6, c7;
+        if (divisor == 0)
+        {
+            c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = e.ZeroDivisorCode(zero, spec);
+        }
+        else
+        {
+            c0 = e.Encode(o.V0, divisor, reciprocal, zero, spec);
+            c1 = e.Encode(o.V1, divisor, reciprocal, zero, spec);
+            c2 = e.Encode(o.V2, divisor, reciprocal, zero, spec);
+            c3 = e.Encode(o.V3, divisor, reciprocal, zero, spec);
+            c4 = e.Encode(o.V4, divisor, reciprocal, zero, spec);
+            c5 = e.Encode(o.V5, divisor, reciprocal, zero, spec);
+            c6 = e.Encode(o.V6, divisor, reciprocal, zero, spec);
+            c7 = e.Encode(o.V7, divisor, reciprocal, zero, spec);
+        }
+
         if (spec.CodeBits == 8)
         {
             uint low = (uint)((c0 & 0xFF) | ((c1 & 0xFF) << 8) | ((c2 & 0xFF) << 16) | ((c3 & 0xFF) << 24));
@@ -257,32 +276,6 @@ internal static class QuadKernels
     /// <summary>One thread: the NVFP4 tensor scale g = amax / (448·6) from the bits <see cref="TensorAbsMax"/> left.</summary>
     public static void TensorScaleFromBits(Index1D index, ArrayView<int> absMaxBits, ArrayView<float> tensorScale) =>
         tensorScale[0] = BitConverter.Int32BitsToSingle(absMaxBits[0]) / (448f * 6f);
-
-    /// <summary>The code of one weight against <paramref name="divisor"/> (whose IEEE reciprocal is given).</summary>
-    private static int Encode(float x, float divisor, float reciprocal, int zero, GpuFormatSpec spec)
-    {
-        switch (spec.Element)
-        {
-            case GpuElementKind.IntegerSymmetric:
-                // clamp(round(y) + offset, low, high) = round(clamp(y, low − offset, high − offset)) + offset: the
-                // bounds are integers and rounding is monotone, and the clamped value is small enough for RoundHalfEven.
-                return divisor == 0 ? spec.Offset
-                    : (int)RoundHalfEven(MathF.Min(MathF.Max(x / divisor, spec.Low - spec.Offset), spec.High - spec.Offset)) + spec.Offset;
-            case GpuElementKind.IntegerAsymmetric:
-                return divisor == 0 ? zero : (int)RoundHalfEven(MathF.Min(MathF.Max(x / divisor, -zero), spec.High - zero)) + zero;
-            case GpuElementKind.MxInt8:
-                // The divisor is a power of two: the product by its exact reciprocal is the quotient.
-                return (int)RoundHalfEven(MathF.Min(MathF.Max(x * reciprocal * 64f, -127f), 127f)) & 0xFF;
-            default:
-                if (divisor == 0)
-                {
-                    return 0;
-                }
-
-                float y = spec.ScaleKind == GpuScaleKind.SharedExponent ? x * reciprocal : x / divisor;
-                return GpuFormatSpec.EncodeMiniFloat(y, spec.MantissaBits, spec.Bias, spec.MinNormalExponent, spec.MaxCode, spec.SignBit);
-        }
-    }
 
     /// <summary>
     /// Round half to even of |y| ≤ 2^22: adding 1.5·2^23 leaves a float whose ulp is 1, so the addition itself rounds
