@@ -66,18 +66,25 @@ using (gpu)
     {
         Directory.CreateDirectory(ptxFolder);
         Type Internal(string name) => typeof(RtnOptions).Assembly.GetType("Compression.Quantization.Gpu." + name, throwOnError: true)!;
-        foreach ((string type, string kernel, string[] parameters, bool explicitlyGrouped) in new[]
+        // One instantiation per line: the kernels are generic over the input loader / output store and the element coding.
+        foreach ((string type, string kernel, string arguments, bool explicitlyGrouped) in new[]
         {
-            ("QuadKernels", "RowOctets", new[] { "Float32Loader", "BFloat16Loader" }, true),
-            ("QuadKernels", "TensorAbsMax", new[] { "Float32Loader", "BFloat16Loader" }, true),
-            ("QuadKernels", "GroupSixteens", new[] { "Float32Loader", "BFloat16Loader" }, false),
-            ("DequantizeKernels", "Chunks", new[] { "Float32Store", "BFloat16Store" }, true),
+            ("QuadKernels", "RowOctets", "Float32Loader,IntegerSymmetricEncoder", true),
+            ("QuadKernels", "RowOctets", "BFloat16Loader,MiniFloatEncoder", true),
+            ("QuadKernels", "TensorAbsMax", "Float32Loader", true),
+            ("QuadKernels", "TensorAbsMax", "BFloat16Loader", true),
+            ("QuadKernels", "GroupSixteens", "Float32Loader,IntegerSymmetricEncoder", false),
+            ("QuadKernels", "GroupSixteens", "BFloat16Loader,SharedExponentEncoder", false),
+            ("QuadKernels", "GroupSixteens", "Float32Loader,MiniFloatEncoder", false),
+            ("DequantizeKernels", "Chunks", "Float32Store,IntegerSymmetricDecoder", true),
+            ("DequantizeKernels", "Chunks", "BFloat16Store,MiniFloatDecoder", true),
         })
-        foreach (string parameter in parameters)
         {
-            MethodInfo method = Internal(type).GetMethod(kernel, BindingFlags.Public | BindingFlags.Static)!.MakeGenericMethod(Internal(parameter));
+            MethodInfo method = Internal(type).GetMethod(kernel, BindingFlags.Public | BindingFlags.Static)!
+                .MakeGenericMethod(arguments.Split(',').Select(Internal).ToArray());
             var entry = explicitlyGrouped ? EntryPointDescription.FromExplicitlyGroupedKernel(method) : EntryPointDescription.FromImplicitlyGroupedKernel(method);
-            File.WriteAllText(Path.Combine(ptxFolder, $"{kernel}-{parameter}.ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(entry, default)).PTXAssembly);
+            string file = $"{kernel}-{arguments.Replace(',', '-')}.ptx";
+            File.WriteAllText(Path.Combine(ptxFolder, file), ((PTXCompiledKernel)accelerator.GetBackend().Compile(entry, default)).PTXAssembly);
         }
     }
 

@@ -24,7 +24,13 @@ namespace Compression.Quantization.Gpu;
 /// (INT8 per-channel, INT4 g128, FP8 per-channel, MX, NVFP4, …), and general ones (<see cref="GeneralKernels"/>,
 /// <see cref="Nf4Kernels"/>) for the rest: statistics per row segment, then per group (merging the rows of a block),
 /// then codes per packed byte. Float sums (ternary Σ|w|, NF4's mean absmax, the clipping error) are float64 in the
-/// CPU's order, one thread per group, so they agree exactly.</para>
+/// CPU's order, one thread per group, so they agree exactly. Within the fast set, the bandwidth kernels
+/// (<see cref="QuadKernels"/>, <see cref="DequantizeKernels"/>) take the common shapes with 16-byte vector loads and
+/// stores; they are generic over the input type (float32 or BF16 bits, <see cref="IWeightLoader"/>), the output type
+/// of dequantization (<see cref="IDequantizedStore"/>) and the element coding (<see cref="IElementEncoder"/>,
+/// <see cref="IElementDecoder"/>), so each launch runs straight-line code for one format.</para>
+/// <para>BF16 weights quantize as their exact float32 widening does; dequantization writes float32 or BF16 (the float32
+/// value rounded to nearest, ties to even).</para>
 /// <para>On CUDA hardware the clipping search's error uses the device's <see cref="Math.Pow(double, double)"/>, which
 /// may differ from the host's in the last bit; a near-tie between two shrink factors could then pick another one. The
 /// simulator tests use the host's.</para>
