@@ -353,7 +353,8 @@ public sealed class GpuRoundToNearestQuantizer
         bool perChannel = layout.SegmentsPerRow == 1 && layout.SegmentWidth >= columns && layout.GroupRows == rows;
         bool groups = !perChannel && layout.GroupRows == rows && layout.SegmentWidth is 16 or 32 or 64 or 128 && columns % layout.SegmentWidth == 0 &&
                       spec.Element != GpuElementKind.IntegerAsymmetric && layout.SegmentWidth / 16 <= accelerator.WarpSize;
-        if (!aligned || columns % 8 != 0 || spec.CodeBits is not (8 or 4) || !(perChannel || groups) ||
+        // The codes go out as 8-byte (4-byte) words, so the packed view must be aligned too.
+        if (!aligned || !IsAligned(packed) || columns % 8 != 0 || spec.CodeBits is not (8 or 4) || !(perChannel || groups) ||
             (perChannel && spec.ScaleKind is not (GpuScaleKind.Integer or GpuScaleKind.FloatMax)) || accelerator.WarpSize < 32)
         {
             return false;
