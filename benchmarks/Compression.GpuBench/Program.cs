@@ -1,5 +1,6 @@
-// Quantize + pack on the best ILGPU accelerator: every scheme checked against the CPU quantizer (bit for bit, on a
-// fresh random weight), then timed on an 8192×8192 float32 weight against a device-to-device copy measured in the same
+// Quantize + pack and dequantize on the best ILGPU accelerator (QuantizeBench.cs): every scheme checked against the
+// CPU quantizer (bit for bit, on a fresh random weight; float32 and BF16 weights, float32 and BF16 outputs), then timed
+// on an 8192×8192 weight against a device-to-device copy measured in the same
 // run (the bandwidth ceiling). Usage: Compression.GpuBench [size] [repetitions]
 // GPTQ layer timing beside the reference implementation: Compression.GpuBench gptq ... (see GptqLayers.cs).
 // Randomized SVD beside torch.svd_lowrank and torch.linalg.svd: Compression.GpuBench svd ... (see SvdBench.cs).
@@ -61,30 +62,34 @@ using (gpu)
     Accelerator accelerator = gpu.Accelerator;
     Console.WriteLine($"device: {gpu.Kind} {gpu.DeviceName}, {accelerator.MemorySize / (1 << 30)} GiB; weight {size}×{size} float32; median of {repetitions}");
 
-    var schemes = new (string Name, RtnOptions Options)[]
-    {
-        ("int8 per-channel", RtnOptions.W8PerChannel),
-        ("int4 group-128", RtnOptions.W4Group128),
-        ("fp8-e4m3 per-channel", RtnOptions.Fp8PerChannel),
-        ("mxfp8-e4m3", new RtnOptions { Format = NumberFormat.Mxfp8E4M3 }),
-        ("mxfp4", RtnOptions.Mxfp4),
-        ("nvfp4", RtnOptions.Nvfp4),
-    };
+    var schemes = QuantizeBench.Schemes.Select(s => (s.Name, s.Options)).ToArray();
 
     // The PTX ILGPU generates for the bandwidth kernels, for inspection (COMPRESSION_GPUBENCH_PTX=<folder>).
     string? ptxFolder = Environment.GetEnvironmentVariable("COMPRESSION_GPUBENCH_PTX");
     if (ptxFolder is not null && gpu.Kind == GpuDeviceKind.Cuda)
     {
         Directory.CreateDirectory(ptxFolder);
-        Type kernels = typeof(RtnOptions).Assembly.GetType("Compression.Quantization.Gpu.QuadKernels", throwOnError: true)!;
-        foreach (string kernel in new[] { "RowQuads", "TensorAbsMax" })
+        Type Internal(string name) => typeof(RtnOptions).Assembly.GetType("Compression.Quantization.Gpu." + name, throwOnError: true)!;
+        // One instantiation per line: the kernels are generic over the input loader / output store and the element coding.
+        foreach ((string type, string kernel, string arguments, bool explicitlyGrouped) in new[]
         {
-            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernels.GetMethod(kernel, BindingFlags.Public | BindingFlags.Static)!);
-            File.WriteAllText(Path.Combine(ptxFolder, kernel + ".ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(entry, default)).PTXAssembly);
+            ("QuadKernels", "RowOctets", "Float32Loader,IntegerSymmetricEncoder", true),
+            ("QuadKernels", "RowOctets", "BFloat16Loader,MiniFloatEncoder", true),
+            ("QuadKernels", "TensorAbsMax", "Float32Loader", true),
+            ("QuadKernels", "TensorAbsMax", "BFloat16Loader", true),
+            ("QuadKernels", "GroupSixteens", "Float32Loader,IntegerSymmetricEncoder", false),
+            ("QuadKernels", "GroupSixteens", "BFloat16Loader,SharedExponentEncoder", false),
+            ("QuadKernels", "GroupSixteens", "Float32Loader,MiniFloatEncoder", false),
+            ("DequantizeKernels", "Chunks", "Float32Store,IntegerSymmetricDecoder", true),
+            ("DequantizeKernels", "Chunks", "BFloat16Store,MiniFloatDecoder", true),
+        })
+        {
+            MethodInfo method = Internal(type).GetMethod(kernel, BindingFlags.Public | BindingFlags.Static)!
+                .MakeGenericMethod(arguments.Split(',').Select(Internal).ToArray());
+            var entry = explicitlyGrouped ? EntryPointDescription.FromExplicitlyGroupedKernel(method) : EntryPointDescription.FromImplicitlyGroupedKernel(method);
+            string file = $"{kernel}-{arguments.Replace(',', '-')}.ptx";
+            File.WriteAllText(Path.Combine(ptxFolder, file), ((PTXCompiledKernel)accelerator.GetBackend().Compile(entry, default)).PTXAssembly);
         }
-
-        var grouped = EntryPointDescription.FromImplicitlyGroupedKernel(kernels.GetMethod("GroupSixteens", BindingFlags.Public | BindingFlags.Static)!);
-        File.WriteAllText(Path.Combine(ptxFolder, "GroupSixteens.ptx"), ((PTXCompiledKernel)accelerator.GetBackend().Compile(grouped, default)).PTXAssembly);
     }
 
     // Checked only (the general kernels): every other option the CPU quantizer has.
@@ -133,33 +138,22 @@ using (gpu)
         Console.WriteLine($"check {name,-22} {checkRows}×{checkColumns} {(ok ? "bit-exact" : $"MISMATCH: {codeMismatches} code bytes, {scaleMismatches} scales")}");
     }
 
+    // BF16 inputs and device dequantization (float32 and BF16 outputs) of the timed schemes, bit for bit.
+    failures += QuantizeBench.Check(gpu, RandomWeight);
+
     // 2. Timing on the device, no transfers inside the timed region.
     DenseTensor weight = RandomWeight(size, size, seed: 7);
     long elements = (long)size * size;
     using MemoryBuffer1D<float, Stride1D.Dense> input = accelerator.Allocate1D<float>(elements);
     using MemoryBuffer1D<float, Stride1D.Dense> copy = accelerator.Allocate1D<float>(elements);
     input.View.BaseView.CopyFromCPU(weight.Span);
-    double copyMs = Median(repetitions, () => copy.View.CopyFrom(input.View), accelerator);
+    // Batches of back-to-back copies, one synchronisation each (QuantizeBench.BatchedMs): the ceiling is timed as the kernels are.
+    int launchesPerBatch = simulator ? 1 : 10;
+    double copyMs = QuantizeBench.BatchedMs(repetitions, launchesPerBatch, _ => copy.View.CopyFrom(input.View), accelerator);
     double copyBandwidth = 2.0 * 4 * elements / (copyMs * 1e-3) / 1e9;
     Console.WriteLine($"{"device-to-device copy",-22} {copyMs,8:F3} ms {copyBandwidth,8:F0} GB/s (read + written)");
-    Console.WriteLine($"{"scheme",-22} {"time",11} {"traffic",11} {"of copy",8}");
-
-    foreach ((string name, RtnOptions options) in schemes)
-    {
-        var quantizer = new GpuRoundToNearestQuantizer(gpu, options);
-        var format = options.Format;
-        QuantizedTensor probe = options.CreateCompressor().Quantize(DenseTensor.FromValues(weight.Span[..(size * 64)], 64, size));
-        int stride = probe.RowStride;
-        int groups = probe.Scales.Length / 64 * size;
-        using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D<byte>((long)stride * size);
-        using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D<float>(groups);
-        using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D<byte>(groups);
-        using MemoryBuffer1D<float, Stride1D.Dense> workspace = accelerator.Allocate1D<float>(GpuRoundToNearestQuantizer.WorkspaceLength(size));
-        double ms = Median(repetitions, () => quantizer.QuantizeOnDevice(input.View, size, size, packed.View, scales.View, zeros.View, workspace.View), accelerator);
-        double bytes = 4.0 * elements + (double)stride * size + 4.0 * groups;
-        double bandwidth = bytes / (ms * 1e-3) / 1e9;
-        Console.WriteLine($"{name,-22} {ms,8:F3} ms {bandwidth,7:F0} GB/s {100 * bandwidth / copyBandwidth,7:F1}%");
-    }
+    Console.WriteLine($"RESULT copy-f32|{size}x{size}|{copyMs:F4}|{copyBandwidth:F0}|ceiling (read + written)");
+    QuantizeBench.Time(gpu, weight, input, size, repetitions, launchesPerBatch, copyBandwidth);
 
     // 4. The GPTQ Hessian on the device: M ← α·M + β·XᵀX for the issue's layer sizes (upper triangle computed).
     foreach ((int columns, int rows) in new[] { (1024, 4096), (4096, 2048) })

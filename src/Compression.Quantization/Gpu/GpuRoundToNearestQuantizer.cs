@@ -24,7 +24,13 @@ namespace Compression.Quantization.Gpu;
 /// (INT8 per-channel, INT4 g128, FP8 per-channel, MX, NVFP4, …), and general ones (<see cref="GeneralKernels"/>,
 /// <see cref="Nf4Kernels"/>) for the rest: statistics per row segment, then per group (merging the rows of a block),
 /// then codes per packed byte. Float sums (ternary Σ|w|, NF4's mean absmax, the clipping error) are float64 in the
-/// CPU's order, one thread per group, so they agree exactly.</para>
+/// CPU's order, one thread per group, so they agree exactly. Within the fast set, the bandwidth kernels
+/// (<see cref="QuadKernels"/>, <see cref="DequantizeKernels"/>) take the common shapes with 16-byte vector loads and
+/// stores; they are generic over the input type (float32 or BF16 bits, <see cref="IWeightLoader"/>), the output type
+/// of dequantization (<see cref="IDequantizedStore"/>) and the element coding (<see cref="IElementEncoder"/>,
+/// <see cref="IElementDecoder"/>), so each launch runs straight-line code for one format.</para>
+/// <para>BF16 weights quantize as their exact float32 widening does; dequantization writes float32 or BF16 (the float32
+/// value rounded to nearest, ties to even).</para>
 /// <para>On CUDA hardware the clipping search's error uses the device's <see cref="Math.Pow(double, double)"/>, which
 /// may differ from the host's in the last bit; a near-tie between two shrink factors could then pick another one. The
 /// simulator tests use the host's.</para>
@@ -36,7 +42,7 @@ public sealed class GpuRoundToNearestQuantizer
 
     private static readonly object s_partialStats = new(), s_reduceMax = new(), s_tensorScale = new(), s_channelScales = new(),
         s_groupScales = new(), s_encodePack = new(), s_fusedGroups = new(), s_warpGroups = new(), s_warpEncode = new(), s_dequantize = new(),
-        s_rowQuads = new(), s_groupSixteens = new(), s_tensorAbsMax = new(), s_tensorScaleFromBits = new();
+        s_tensorScaleFromBits = new(), s_dequantizeBFloat16 = new(), s_widenBFloat16 = new();
 
     private static readonly object s_generalStats = new(), s_generalScales = new(), s_generalEncode = new(), s_generalDequantize = new(),
         s_nf4Offset = new(), s_nf4Double = new();
@@ -141,12 +147,12 @@ public sealed class GpuRoundToNearestQuantizer
         return new DoubleQuantization(codes, secondScales, offset[0]);
     }
 
-    /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for <paramref name="rows"/> rows with the fast
+    /// <summary>Floats of workspace <see cref="QuantizeOnDevice(ArrayView{float}, int, int, ArrayView{byte}, ArrayView{float}, ArrayView{byte}, ArrayView{float})"/> needs for <paramref name="rows"/> rows with the fast
     /// kernels (row-local groups, float32 scales, saturating FP, no clipping; MX and NVFP4 always). Other options need
     /// <see cref="WorkspaceLength(int, int)"/>.</summary>
     public static int WorkspaceLength(int rows) => 3 * rows * Parts + rows + 129;
 
-    /// <summary>Floats of workspace <see cref="QuantizeOnDevice"/> needs for a <paramref name="rows"/> × <paramref name="columns"/>
+    /// <summary>Floats of workspace <see cref="QuantizeOnDevice(ArrayView{float}, int, int, ArrayView{byte}, ArrayView{float}, ArrayView{byte}, ArrayView{float})"/> needs for a <paramref name="rows"/> × <paramref name="columns"/>
     /// matrix with these options (at least <see cref="WorkspaceLength(int)"/> for the fast kernels).</summary>
     public int WorkspaceLength(int rows, int columns) => IsFast(Options)
         ? WorkspaceLength(rows)
@@ -169,12 +175,7 @@ public sealed class GpuRoundToNearestQuantizer
     {
         var layout = new ScaleLayout(Options.EffectiveGranularity, rows, columns);
         GpuFormatSpec spec = Spec(Options, layout);
-        if (weight.Length < (long)rows * columns || packed.Length < (long)rows * spec.Stride || scales.Length < layout.GroupCount ||
-            zeroPoints.Length < layout.GroupCount || workspace.Length < WorkspaceLength(rows, columns))
-        {
-            throw new ArgumentException("A device buffer is smaller than the shape requires.", nameof(weight));
-        }
-
+        CheckQuantizeBuffers(weight.Length, rows, columns, layout, spec, packed, scales, zeroPoints, workspace);
         if (rows == 0 || columns == 0)
         {
             return;
@@ -186,7 +187,8 @@ public sealed class GpuRoundToNearestQuantizer
             return;
         }
 
-        if (TryQuadKernels(weight, rows, columns, packed, scales, zeroPoints, workspace, layout, spec))
+        if (TryOctetKernels<Float32Loader>(weight.SubView(0, (long)rows * columns).Cast<Float4>(), IsAligned(weight), rows, columns, packed, scales,
+                zeroPoints, workspace, layout, spec))
         {
             return;
         }
@@ -271,35 +273,126 @@ public sealed class GpuRoundToNearestQuantizer
     }
 
     /// <summary>
-    /// The bandwidth path (<see cref="QuadKernels"/>): four weights per thread, one load and one store each. Taken for
-    /// byte and nibble codes when rows split into whole quads (and whole groups): per-channel scales, and symmetric
+    /// Quantizes a BF16 matrix already on the device (raw BF16 bits, row-major) into device buffers: the codes and
+    /// scales of the float32 widening of its values (exact), as <see cref="QuantizeOnDevice(ArrayView{float}, int, int, ArrayView{byte},
+    /// ArrayView{float}, ArrayView{byte}, ArrayView{float})"/> would give for them, bit for bit; the buffers are the same.
+    /// </summary>
+    /// <remarks>
+    /// The fast kernels (INT8/FP8 per-channel, row-local groups of 16 to 128: INT4 g128, MX, NVFP4; columns a multiple
+    /// of 8, a 16-byte aligned view) read the BF16 values directly, with no transfers and no synchronisation. Other
+    /// options and shapes widen the matrix into a temporary float32 buffer first, then synchronise before freeing it.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A buffer is smaller than the shape requires.</exception>
+    public void QuantizeOnDevice(ArrayView<ushort> weight, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
+        ArrayView<byte> zeroPoints, ArrayView<float> workspace)
+    {
+        var layout = new ScaleLayout(Options.EffectiveGranularity, rows, columns);
+        GpuFormatSpec spec = Spec(Options, layout);
+        CheckQuantizeBuffers(weight.Length, rows, columns, layout, spec, packed, scales, zeroPoints, workspace);
+        long total = (long)rows * columns;
+        if (total == 0)
+        {
+            return;
+        }
+
+        if (IsFast(Options) && total % 8 == 0 &&
+            TryOctetKernels<BFloat16Loader>(weight.SubView(0, total).Cast<Float4>(), IsAligned(weight), rows, columns, packed, scales, zeroPoints,
+                workspace, layout, spec))
+        {
+            return;
+        }
+
+        Accelerator accelerator = _gpu.Accelerator;
+        using MemoryBuffer1D<float, Stride1D.Dense> widened = accelerator.Allocate1D<float>(total);
+        var widen = _gpu.GetOrLoadKernel(s_widenBFloat16, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>>(QuantizeKernels.WidenBFloat16));
+        widen((int)total, weight.SubView(0, total), widened.View);
+        QuantizeOnDevice(widened.View, rows, columns, packed, scales, zeroPoints, workspace);
+        accelerator.Synchronize();
+    }
+
+    private void CheckQuantizeBuffers(long weightLength, int rows, int columns, ScaleLayout layout, GpuFormatSpec spec, ArrayView<byte> packed,
+        ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> workspace)
+    {
+        long total = (long)rows * columns;
+        if (total > int.MaxValue)
+        {
+            throw new ArgumentException($"A {rows} × {columns} matrix has more than {int.MaxValue} elements, the most the kernels index.", nameof(rows));
+        }
+
+        CheckLength(weightLength, total, "weight");
+        CheckLength(packed.Length, (long)rows * spec.Stride, nameof(packed));
+        CheckLength(scales.Length, layout.GroupCount, nameof(scales));
+        CheckLength(zeroPoints.Length, layout.GroupCount, nameof(zeroPoints));
+        CheckLength(workspace.Length, WorkspaceLength(rows, columns), nameof(workspace));
+    }
+
+    private static void CheckLength(long actual, long needed, string name)
+    {
+        if (actual < needed)
+        {
+            throw new ArgumentException($"The device buffer holds {actual} elements; the shape needs {needed}.", name);
+        }
+    }
+
+    /// <summary>Whether a view starts on a 16-byte boundary (buffers do; a sub-view may not), as the vector loads need.</summary>
+    private static bool IsAligned<T>(ArrayView<T> view)
+        where T : unmanaged => ((IContiguousArrayView)view).IndexInBytes % 16 == 0;
+
+    /// <summary>
+    /// The bandwidth path (<see cref="QuadKernels"/>): eight weights per load step, one store of eight codes. Taken for
+    /// byte and nibble codes when rows split into whole octets (and whole groups): per-channel scales, and symmetric
     /// row-local groups of 16 to 128 (MX, NVFP4, per-group integer and FP). Returns false to leave other shapes to
     /// the general kernels.
     /// </summary>
-    private bool TryQuadKernels(ArrayView<float> weight, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
+    private bool TryOctetKernels<TLoader>(ArrayView<Float4> words, bool aligned, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
         ArrayView<byte> zeroPoints, ArrayView<float> workspace, ScaleLayout layout, GpuFormatSpec spec)
+        where TLoader : struct, IWeightLoader
     {
-        long total = (long)rows * columns;
+        Accelerator accelerator = _gpu.Accelerator;
         bool perChannel = layout.SegmentsPerRow == 1 && layout.SegmentWidth >= columns && layout.GroupRows == rows;
         bool groups = !perChannel && layout.GroupRows == rows && layout.SegmentWidth is 16 or 32 or 64 or 128 && columns % layout.SegmentWidth == 0 &&
-                      spec.Element != GpuElementKind.IntegerAsymmetric && layout.SegmentWidth / 16 <= _gpu.Accelerator.WarpSize;
-        if (columns % 4 != 0 || spec.CodeBits is not (8 or 4) || total / 4 > int.MaxValue || !(perChannel || groups) ||
-            (perChannel && spec.ScaleKind is not (GpuScaleKind.Integer or GpuScaleKind.FloatMax)) || _gpu.Accelerator.WarpSize < 32)
+                      spec.Element != GpuElementKind.IntegerAsymmetric && layout.SegmentWidth / 16 <= accelerator.WarpSize;
+        // The codes go out as 8-byte (4-byte) words, so the packed view must be aligned too.
+        if (!aligned || !IsAligned(packed) || columns % 8 != 0 || spec.CodeBits is not (8 or 4) || !(perChannel || groups) ||
+            (perChannel && spec.ScaleKind is not (GpuScaleKind.Integer or GpuScaleKind.FloatMax)) || accelerator.WarpSize < 32)
         {
             return false;
         }
 
-        int quads = (int)(total / 4);
-        ArrayView<Float4> weightQuads = weight.SubView(0, total).Cast<Float4>();
-        ArrayView<uint> packed8 = spec.CodeBits == 8 ? packed.SubView(0, total).Cast<uint>() : default;
-        ArrayView<ushort> packed4 = spec.CodeBits == 4 ? packed.SubView(0, total / 2).Cast<ushort>() : default;
+        // The element coding is a type parameter of the kernels (IElementEncoder): one compiled kernel per kind.
+        return spec.Element switch
+        {
+            GpuElementKind.IntegerSymmetric => RunOctets<TLoader, IntegerSymmetricEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            GpuElementKind.IntegerAsymmetric => RunOctets<TLoader, IntegerAsymmetricEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            GpuElementKind.MxInt8 => RunOctets<TLoader, MxInt8Encoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            _ when spec.ScaleKind == GpuScaleKind.SharedExponent =>
+                RunOctets<TLoader, SharedExponentEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+            _ => RunOctets<TLoader, MiniFloatEncoder>(words, rows, columns, packed, scales, zeroPoints, workspace, spec, perChannel),
+        };
+    }
+
+    private bool RunOctets<TLoader, TEncoder>(ArrayView<Float4> words, int rows, int columns, ArrayView<byte> packed, ArrayView<float> scales,
+        ArrayView<byte> zeroPoints, ArrayView<float> workspace, GpuFormatSpec spec, bool perChannel)
+        where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
+    {
         Accelerator accelerator = _gpu.Accelerator;
+        long total = (long)rows * columns;
+        int octets = (int)(total / 8);
+        int maxThreads = Math.Min(1024, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
         if (perChannel)
         {
-            var rowQuads = _gpu.GetOrLoadKernel(s_rowQuads, a =>
-                a.LoadStreamKernel<ArrayView<Float4>, ArrayView<float>, ArrayView<byte>, ArrayView<uint>, ArrayView<ushort>, GpuFormatSpec, int>(QuadKernels.RowQuads));
-            int threads = Math.Min(QuadKernels.RowThreads, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
-            rowQuads(new KernelConfig(rows, threads), weightQuads, scales, zeroPoints, packed8, packed4, spec, columns / 4);
+            var rowOctets = _gpu.GetOrLoadKernel(KernelKeys<TLoader, TEncoder>.RowOctets, a =>
+                a.LoadStreamKernel<ArrayView<Float4>, ArrayView<float>, ArrayView<byte>, ArrayView<ulong>, ArrayView<uint>, GpuFormatSpec, int>(
+                    QuadKernels.RowOctets<TLoader, TEncoder>));
+            // Enough threads that each holds at most OctetsInRegisters octets of its row (a whole warp at least).
+            int octetsPerRow = columns / 8;
+            int wanted = (octetsPerRow + QuadKernels.OctetsInRegisters - 1) / QuadKernels.OctetsInRegisters;
+            int threads = Math.Min(maxThreads, Math.Max(accelerator.WarpSize, (wanted + accelerator.WarpSize - 1) / accelerator.WarpSize * accelerator.WarpSize));
+            ArrayView<ulong> packed8 = spec.CodeBits == 8 ? packed.SubView(0, total).Cast<ulong>() : default;
+            ArrayView<uint> packed4 = spec.CodeBits == 4 ? packed.SubView(0, total / 2).Cast<uint>() : default;
+            rowOctets(new KernelConfig(rows, threads), words, scales, zeroPoints, packed8, packed4, spec, octetsPerRow);
             return true;
         }
 
@@ -307,29 +400,40 @@ public sealed class GpuRoundToNearestQuantizer
         if (spec.ScaleKind == GpuScaleKind.Nvfp4)
         {
             ArrayView<int> absMaxBits = workspace.SubView(0, 1).Cast<int>();
-            var tensorAbsMax = _gpu.GetOrLoadKernel(s_tensorAbsMax, a =>
-                a.LoadStreamKernel<ArrayView<Float4>, ArrayView<int>, int>(QuadKernels.TensorAbsMax));
+            var tensorAbsMax = _gpu.GetOrLoadKernel(KernelKeys<TLoader, TEncoder>.TensorAbsMax, a =>
+                a.LoadStreamKernel<ArrayView<Float4>, ArrayView<int>, int>(QuadKernels.TensorAbsMax<TLoader>));
             var fromBits = _gpu.GetOrLoadKernel(s_tensorScaleFromBits, a =>
                 a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(QuadKernels.TensorScaleFromBits));
             absMaxBits.MemSetToZero();
-            int groupSize = Math.Min(256, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
-            int gridSize = Math.Max(1, Math.Min((quads + groupSize - 1) / groupSize, accelerator.MaxNumThreads / groupSize * 2));
-            tensorAbsMax(new KernelConfig(gridSize, groupSize), weightQuads, absMaxBits, quads);
+            int groupSize = Math.Min(256, maxThreads);
+            // One resident wave (every SM full): each thread then loops over its share, two octets per step.
+            int gridSize = Math.Max(1, Math.Min((octets / 2 + groupSize - 1) / groupSize, accelerator.MaxNumThreads / groupSize));
+            tensorAbsMax(new KernelConfig(gridSize, groupSize), words, absMaxBits, octets);
             fromBits(1, absMaxBits, tensorScale);
         }
 
-        RunGroupKernel(weightQuads, packed, scales, tensorScale, spec, total, quads);
+        var groupSixteens = _gpu.GetOrLoadKernel(KernelKeys<TLoader, TEncoder>.GroupSixteens, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, ArrayView<ulong>, GpuFormatSpec, int>(
+                QuadKernels.GroupSixteens<TLoader, TEncoder>));
+        int sixteens = octets / 2;
+        groupSixteens((sixteens + 31) / 32 * 32, words, scales, tensorScale, packed.SubView(0, total * spec.CodeBits / 8).Cast<ulong>(), spec, sixteens);
         return true;
     }
 
-    /// <summary>The group kernel: sixteen weights per thread (<see cref="QuadKernels.GroupSixteens"/>).</summary>
-    private void RunGroupKernel(ArrayView<Float4> weightQuads, ArrayView<byte> packed, ArrayView<float> scales, ArrayView<float> tensorScale,
-        GpuFormatSpec spec, long total, int quads)
+    /// <summary>Kernel cache keys per weight loader and element coding (each instantiation is its own kernel).</summary>
+    private static class KernelKeys<TLoader, TEncoder>
+        where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
     {
-        var groupSixteens = _gpu.GetOrLoadKernel(s_groupSixteens, a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, ArrayView<ulong>, GpuFormatSpec, int>(QuadKernels.GroupSixteens));
-        int sixteens = quads / 4;
-        groupSixteens((sixteens + 31) / 32 * 32, weightQuads, scales, tensorScale, packed.SubView(0, total * spec.CodeBits / 8).Cast<ulong>(), spec, sixteens);
+        public static readonly object RowOctets = new(), GroupSixteens = new(), TensorAbsMax = new();
+    }
+
+    /// <summary>Kernel cache keys per output type and element decoding of <see cref="DequantizeKernels.Chunks"/>.</summary>
+    private static class DequantizeKeys<TStore, TDecoder>
+        where TStore : struct, IDequantizedStore
+        where TDecoder : struct, IElementDecoder
+    {
+        public static readonly object Chunks = new();
     }
 
     /// <summary>Decodes a quantized tensor on the device; equals <see cref="CompressedTensor.Decompress"/> bit for bit.</summary>
@@ -348,20 +452,12 @@ public sealed class GpuRoundToNearestQuantizer
         }
 
         Accelerator accelerator = _gpu.Accelerator;
-        if (!IsFast(Options))
-        {
-            return DequantizeGeneral(tensor, result);
-        }
-
-        GpuFormatSpec spec = Spec(Options, tensor.Layout);
         using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D(tensor.PackedCodesArray);
         using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D(tensor.ScalesArray);
         using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D(tensor.ZeroPointsArray ?? new byte[1]);
         using MemoryBuffer1D<float, Stride1D.Dense> global = accelerator.Allocate1D(new[] { tensor.GlobalScale });
         using MemoryBuffer1D<float, Stride1D.Dense> output = accelerator.Allocate1D<float>(result.Length);
-        var kernel = _gpu.GetOrLoadKernel(s_dequantize, a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.Dequantize));
-        kernel(result.Length, packed.View, scales.View, zeros.View, global.View, output.View, spec);
+        DequantizeOnDevice(packed.View, scales.View, zeros.View, global.View, tensor.Rows, tensor.Columns, output.View);
         output.View.BaseView.CopyToCPU(result.Span);
         return result;
     }
@@ -372,6 +468,162 @@ public sealed class GpuRoundToNearestQuantizer
         ArgumentNullException.ThrowIfNull(options);
         return options.Format is IntegerFormat or FloatFormat or MicroscalingFormat or Nvfp4Format or Nf4Format or TernaryFormat &&
                !(options.Clipping is not null && options.Format is FloatFormat or MicroscalingFormat or Nvfp4Format);
+    }
+
+    /// <summary>
+    /// Decodes codes already on the device into float32 (no transfers, no synchronisation): the values
+    /// <see cref="CompressedTensor.Decompress"/> gives for a <see cref="QuantizedTensor"/> of these options with these
+    /// codes and scales, bit for bit. <paramref name="packed"/> holds rows × packed row length bytes,
+    /// <paramref name="scales"/> one float32 per group (for NF4, the decoded block constants), <paramref name="zeroPoints"/>
+    /// one byte per group (read only by asymmetric integer formats), <paramref name="tensorScale"/> NVFP4's tensor scale
+    /// (one float; read by NVFP4 only, may be empty otherwise), as <see cref="QuantizeOnDevice(ArrayView{float}, int, int,
+    /// ArrayView{byte}, ArrayView{float}, ArrayView{byte}, ArrayView{float})"/> leaves them (its tensor scale is the
+    /// workspace's last element).
+    /// </summary>
+    /// <remarks>The formats of the fast quantize kernels run a bandwidth kernel (32 codes per thread, 16-byte loads and
+    /// stores) when columns are a multiple of 32 and views 16-byte aligned; other shapes one thread per element.</remarks>
+    /// <exception cref="ArgumentException">A buffer is smaller than the shape requires.</exception>
+    public void DequantizeOnDevice(ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale, int rows,
+        int columns, ArrayView<float> destination)
+    {
+        var layout = new ScaleLayout(Options.EffectiveGranularity, rows, columns);
+        CheckDequantizeBuffers(packed, scales, zeroPoints, tensorScale, layout, destination.Length);
+        if ((long)rows * columns == 0)
+        {
+            return;
+        }
+
+        if (!IsFast(Options))
+        {
+            var general = _gpu.GetOrLoadKernel(s_generalDequantize, a =>
+                a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GeneralSpec>(GeneralKernels.Dequantize));
+            general(rows * columns, packed, scales, zeroPoints, destination, GeneralSpecOf(Options, layout));
+            return;
+        }
+
+        GpuFormatSpec spec = Spec(Options, layout);
+        if (TryDequantizeChunks<Float32Store>(packed, scales, zeroPoints, tensorScale, layout, spec, destination.Cast<byte>(), IsAligned(destination)))
+        {
+            return;
+        }
+
+        var kernel = _gpu.GetOrLoadKernel(s_dequantize, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, GpuFormatSpec>(QuantizeKernels.Dequantize));
+        kernel(rows * columns, packed, scales, zeroPoints, tensorScale, destination, spec);
+    }
+
+    /// <summary>
+    /// Decodes codes already on the device into BF16 (raw bits; no transfers, no synchronisation): the float32 values of
+    /// <see cref="DequantizeOnDevice(ArrayView{byte}, ArrayView{float}, ArrayView{byte}, ArrayView{float}, int, int, ArrayView{float})"/>,
+    /// each rounded to the nearest BF16, ties to even (<see cref="NumericConversions.SingleToBFloat16Bits"/>), bit for bit.
+    /// </summary>
+    /// <exception cref="ArgumentException">A buffer is smaller than the shape requires.</exception>
+    /// <exception cref="NotSupportedException">The options are outside the fast kernels (NF4, ternary, per-tensor or
+    /// per-block scales, FP16/BF16 scale storage, clipping): decode to float32 instead.</exception>
+    public void DequantizeOnDevice(ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale, int rows,
+        int columns, ArrayView<ushort> destination)
+    {
+        if (!IsFast(Options))
+        {
+            throw new NotSupportedException($"GPU dequantization to BF16 covers the fast formats; {Options.Format} {Options.EffectiveGranularity} decodes to float32 only.");
+        }
+
+        var layout = new ScaleLayout(Options.EffectiveGranularity, rows, columns);
+        CheckDequantizeBuffers(packed, scales, zeroPoints, tensorScale, layout, destination.Length);
+        if ((long)rows * columns == 0)
+        {
+            return;
+        }
+
+        GpuFormatSpec spec = Spec(Options, layout);
+        if (TryDequantizeChunks<BFloat16Store>(packed, scales, zeroPoints, tensorScale, layout, spec, destination.Cast<byte>(), IsAligned(destination)))
+        {
+            return;
+        }
+
+        var kernel = _gpu.GetOrLoadKernel(s_dequantizeBFloat16, a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<ushort>, GpuFormatSpec>(
+                QuantizeKernels.DequantizeBFloat16));
+        kernel(rows * columns, packed, scales, zeroPoints, tensorScale, destination, spec);
+    }
+
+    private void CheckDequantizeBuffers(ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale,
+        ScaleLayout layout, long destinationLength)
+    {
+        long total = (long)layout.Rows * layout.Columns;
+        if (total > int.MaxValue)
+        {
+            throw new ArgumentException($"A {layout.Rows} × {layout.Columns} matrix has more than {int.MaxValue} elements, the most the kernels index.", "rows");
+        }
+
+        var format = (GroupedFormat)Options.Format;
+        CheckLength(packed.Length, (long)layout.Rows * format.PackedRowLength(layout.Columns), nameof(packed));
+        CheckLength(scales.Length, layout.GroupCount, nameof(scales));
+        if (!Options.Symmetric && Options.Format is IntegerFormat)
+        {
+            CheckLength(zeroPoints.Length, layout.GroupCount, nameof(zeroPoints));
+        }
+
+        if (Options.Format is Nvfp4Format)
+        {
+            CheckLength(tensorScale.Length, 1, nameof(tensorScale));
+        }
+
+        CheckLength(destinationLength, total, "destination");
+    }
+
+    /// <summary>The bandwidth kernel of dequantization (<see cref="DequantizeKernels.Chunks"/>), when the shape allows it.</summary>
+    private bool TryDequantizeChunks<TStore>(ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale,
+        ScaleLayout layout, GpuFormatSpec spec, ArrayView<byte> destinationBytes, bool destinationAligned)
+        where TStore : struct, IDequantizedStore
+    {
+        int rows = layout.Rows, columns = layout.Columns;
+        bool perChannel = layout.SegmentsPerRow == 1 && layout.SegmentWidth >= columns && layout.GroupRows == rows;
+        bool groups = !perChannel && layout.GroupRows == rows && layout.SegmentWidth is 16 or 32 or 64 or 128;
+        long total = (long)rows * columns;
+        if (!(perChannel || groups) || columns % DequantizeKernels.ChunkWidth != 0 || spec.CodeBits is not (8 or 4) || rows > 65535 ||
+            !destinationAligned || !IsAligned(packed))
+        {
+            return false;
+        }
+
+        int groupShift = perChannel ? 30 : System.Numerics.BitOperations.Log2((uint)layout.SegmentWidth);
+        ArrayView<Float4> codes = packed.SubView(0, total * spec.CodeBits / 8).Cast<Float4>();
+        ArrayView<Float4> output = destinationBytes.SubView(0, total * (typeof(TStore) == typeof(Float32Store) ? sizeof(float) : sizeof(ushort))).Cast<Float4>();
+        switch (spec.Element)
+        {
+            case GpuElementKind.IntegerSymmetric:
+                RunChunks<TStore, IntegerSymmetricDecoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+            case GpuElementKind.IntegerAsymmetric:
+                RunChunks<TStore, IntegerAsymmetricDecoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+            case GpuElementKind.MxInt8:
+                RunChunks<TStore, MxInt8Decoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+            default:
+                RunChunks<TStore, MiniFloatDecoder>(codes, scales, zeroPoints, tensorScale, output, spec, rows, columns, groupShift);
+                break;
+        }
+
+        return true;
+    }
+
+    private void RunChunks<TStore, TDecoder>(ArrayView<Float4> codes, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale,
+        ArrayView<Float4> output, GpuFormatSpec spec, int rows, int columns, int groupShift)
+        where TStore : struct, IDequantizedStore
+        where TDecoder : struct, IElementDecoder
+    {
+        Accelerator accelerator = _gpu.Accelerator;
+        var kernel = _gpu.GetOrLoadKernel(DequantizeKeys<TStore, TDecoder>.Chunks, a =>
+            a.LoadStreamKernel<ArrayView<Float4>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<Float4>, GpuFormatSpec, int, int>(
+                DequantizeKernels.Chunks<TStore, TDecoder>));
+        int chunksPerRow = columns / DequantizeKernels.ChunkWidth;
+        int maxThreads = Math.Min(256, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
+        int threads = Math.Min(maxThreads, (chunksPerRow + accelerator.WarpSize - 1) / accelerator.WarpSize * accelerator.WarpSize);
+        int blocksPerRow = (chunksPerRow + threads - 1) / threads;
+        kernel(new KernelConfig(new Index2D(blocksPerRow, rows), new Index2D(threads, 1)), codes, scales, zeroPoints, tensorScale, output, spec, chunksPerRow,
+            groupShift);
     }
 
     private static void CheckSupported(RtnOptions options)
@@ -438,21 +690,6 @@ public sealed class GpuRoundToNearestQuantizer
         }
 
         encode(layout.Rows * spec.Stride, weight, scales, zeroPoints, thresholds, packed, spec);
-    }
-
-    private DenseTensor DequantizeGeneral(QuantizedTensor tensor, DenseTensor result)
-    {
-        Accelerator accelerator = _gpu.Accelerator;
-        GeneralSpec spec = GeneralSpecOf(Options, tensor.Layout);
-        using MemoryBuffer1D<byte, Stride1D.Dense> packed = accelerator.Allocate1D(tensor.PackedCodesArray);
-        using MemoryBuffer1D<float, Stride1D.Dense> scales = accelerator.Allocate1D(tensor.ScalesArray);
-        using MemoryBuffer1D<byte, Stride1D.Dense> zeros = accelerator.Allocate1D(tensor.ZeroPointsArray ?? new byte[1]);
-        using MemoryBuffer1D<float, Stride1D.Dense> output = accelerator.Allocate1D<float>(result.Length);
-        var kernel = _gpu.GetOrLoadKernel(s_generalDequantize, a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, GeneralSpec>(GeneralKernels.Dequantize));
-        kernel(result.Length, packed.View, scales.View, zeros.View, output.View, spec);
-        output.View.BaseView.CopyToCPU(result.Span);
-        return result;
     }
 
     private static GeneralSpec GeneralSpecOf(RtnOptions options, ScaleLayout layout)

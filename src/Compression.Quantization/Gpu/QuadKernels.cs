@@ -7,7 +7,7 @@ using ILGPU;
 
 namespace Compression.Quantization.Gpu;
 
-/// <summary>Four consecutive float32 weights: one 16-byte load (ld.global.v4.f32 on CUDA).</summary>
+/// <summary>Sixteen bytes (four float32 weights, eight BF16 weights or packed codes): one 16-byte load or store (ld/st.global.v4.f32 on CUDA).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct Float4
 {
@@ -18,41 +18,55 @@ internal struct Float4
 }
 
 /// <summary>
-/// The bandwidth kernels of round-to-nearest quantization: every thread takes four consecutive weights with one
-/// 16-byte load and writes their four codes with one store (4 bytes of int8/FP8 codes, 2 bytes of nibbles), so a warp
-/// moves 512 bytes in and 128 or 64 bytes out per instruction (four such loads per thread in the group kernel); no
-/// thread divides an index. The arithmetic is that of
-/// <see cref="QuantizeKernels"/> (IEEE division x / s: PTX div.rn.f32, whose fast path is already a reciprocal with
-/// one fused correction), so the results equal the CPU path's.
+/// The bandwidth kernels of round-to-nearest quantization. Weights arrive eight at a time (an <see cref="Octet"/>:
+/// two 16-byte loads of float32, or one of BF16, through the <see cref="IWeightLoader"/> each kernel is generic over) and leave
+/// as one store of their eight codes (8 bytes of int8/FP8 codes, 4 bytes of nibbles), so a warp moves 512 or 1024
+/// bytes in and 256 or 128 bytes out per instruction pair; no thread divides an index. The arithmetic is that of
+/// <see cref="QuantizeKernels"/> (IEEE division x / s: PTX div.rn.f32), so the results equal the CPU path's, and a
+/// BF16 weight gives the codes of its exact float32 widening.
 /// </summary>
 /// <remarks>
-/// Preconditions, checked by the host: columns divisible by 4 (and by the group width for <see cref="GroupSixteens"/>),
-/// float32 scales, saturating elements, finite weights.
+/// Preconditions, checked by the host: columns divisible by 8 (and by the group width for <see cref="GroupSixteens"/>),
+/// float32 scales, saturating elements, finite weights, 16-byte aligned views.
 /// </remarks>
 internal static class QuadKernels
 {
-    /// <summary>Threads per row in <see cref="RowQuads"/> (a multiple of the warp size).</summary>
-    public const int RowThreads = 256;
+    /// <summary>Octets each thread of <see cref="RowOctets"/> keeps in registers.</summary>
+    public const int OctetsInRegisters = 4;
 
     /// <summary>
-    /// Per-channel: one thread group per row. The group reduces the row's statistics (warp shuffles, then shared
-    /// memory), every thread derives the same scale, then each encodes its quads: the row is read twice, the second
-    /// time from cache, so DRAM sees it once.
+    /// Per-channel: one thread group per row, at most <see cref="OctetsInRegisters"/> octets per thread (the host
+    /// sizes the group so, up to 1024 threads: 32768 columns). Each thread issues its loads back to back and keeps
+    /// the values in registers while the group reduces the row's statistics (warp shuffles, then shared memory), then
+    /// encodes them: DRAM and L2 see the row once, and each thread has four to eight 16-byte loads in flight. Octets
+    /// past the registers (wider rows) are read twice, the second time from cache.
     /// </summary>
-    public static void RowQuads(ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<uint> packed8,
-        ArrayView<ushort> packed4, GpuFormatSpec spec, int quadsPerRow)
+    /// <remarks>Lanes past the row's end hold zeros: harmless, since max |w| ignores them and the asymmetric range is
+    /// [min(min, 0), max(max, 0)] anyway.</remarks>
+    public static void RowOctets<TLoader, TEncoder>(ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<ulong> packed8,
+        ArrayView<uint> packed4, GpuFormatSpec spec, int octetsPerRow)
+        where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
     {
         int row = Grid.IdxX;
         int thread = Group.IdxX;
         int threads = Group.DimX;
-        long first = (long)row * quadsPerRow;
-        float absMax = 0, min = float.PositiveInfinity, max = float.NegativeInfinity;
-        for (int q = thread; q < quadsPerRow; q += threads)
+        long first = (long)row * octetsPerRow;
+        TLoader loader = default;
+        int q0 = thread, q1 = thread + threads, q2 = thread + 2 * threads, q3 = thread + 3 * threads;
+        Octet o0 = q0 < octetsPerRow ? loader.Load(weight, first + q0) : default;
+        Octet o1 = q1 < octetsPerRow ? loader.Load(weight, first + q1) : default;
+        Octet o2 = q2 < octetsPerRow ? loader.Load(weight, first + q2) : default;
+        Octet o3 = q3 < octetsPerRow ? loader.Load(weight, first + q3) : default;
+        float absMax = MathF.Max(MathF.Max(o0.AbsMax(), o1.AbsMax()), MathF.Max(o2.AbsMax(), o3.AbsMax()));
+        float min = MathF.Min(MathF.Min(o0.Min(), o1.Min()), MathF.Min(o2.Min(), o3.Min()));
+        float max = MathF.Max(MathF.Max(o0.Max(), o1.Max()), MathF.Max(o2.Max(), o3.Max()));
+        for (int q = thread + OctetsInRegisters * threads; q < octetsPerRow; q += threads)
         {
-            Float4 v = weight[first + q];
-            absMax = MathF.Max(absMax, MathF.Max(MathF.Max(MathF.Abs(v.X), MathF.Abs(v.Y)), MathF.Max(MathF.Abs(v.Z), MathF.Abs(v.W))));
-            min = MathF.Min(min, MathF.Min(MathF.Min(v.X, v.Y), MathF.Min(v.Z, v.W)));
-            max = MathF.Max(max, MathF.Max(MathF.Max(v.X, v.Y), MathF.Max(v.Z, v.W)));
+            Octet o = loader.Load(weight, first + q);
+            absMax = MathF.Max(absMax, o.AbsMax());
+            min = MathF.Min(min, o.Min());
+            max = MathF.Max(max, o.Max());
         }
 
         for (int mask = Warp.WarpSize / 2; mask >= 1; mask /= 2)
@@ -95,32 +109,56 @@ internal static class QuadKernels
         }
 
         float reciprocal = 1f / scale;
-        for (int q = thread; q < quadsPerRow; q += threads)
+        StoreOctet<TEncoder>(q0 < octetsPerRow, first + q0, o0, scale, reciprocal, zero, packed8, packed4, spec);
+        StoreOctet<TEncoder>(q1 < octetsPerRow, first + q1, o1, scale, reciprocal, zero, packed8, packed4, spec);
+        StoreOctet<TEncoder>(q2 < octetsPerRow, first + q2, o2, scale, reciprocal, zero, packed8, packed4, spec);
+        StoreOctet<TEncoder>(q3 < octetsPerRow, first + q3, o3, scale, reciprocal, zero, packed8, packed4, spec);
+        for (int q = thread + OctetsInRegisters * threads; q < octetsPerRow; q += threads)
         {
-            Float4 v = weight[first + q];
-            Store(first + q, Encode(v.X, scale, reciprocal, zero, spec), Encode(v.Y, scale, reciprocal, zero, spec),
-                Encode(v.Z, scale, reciprocal, zero, spec), Encode(v.W, scale, reciprocal, zero, spec), packed8, packed4, spec);
+            StoreOctet<TEncoder>(true, first + q, loader.Load(weight, first + q), scale, reciprocal, zero, packed8, packed4, spec);
+        }
+    }
+
+    /// <summary>Eight codes into one store: 8 bytes, or 8 nibbles in 4 bytes (little-endian, as BitPacker).</summary>
+    private static void StoreOctet<TEncoder>(bool inside, long octet, Octet o, float divisor, float reciprocal, int zero, ArrayView<ulong> packed8,
+        ArrayView<uint> packed4, GpuFormatSpec spec)
+        where TEncoder : struct, IElementEncoder
+    {
+        if (!inside)
+        {
+            return;
+        }
+
+        ulong codes = Pack<TEncoder>(o, divisor, reciprocal, zero, spec);
+        if (spec.CodeBits == 8)
+        {
+            packed8[octet] = codes;
+        }
+        else
+        {
+            packed4[octet] = (uint)codes;
         }
     }
 
     /// <summary>
     /// Row-local groups of 16, 32, 64 or 128 weights (MX, NVFP4, per-group integer and FP): one thread per sixteen
-    /// consecutive weights (four 16-byte loads, one or two 8-byte stores), so a group's scale, reciprocal and shuffles
-    /// are paid once per sixteen weights (on an H100 this beat eight per thread by 10–15%); the group's lanes (1 to 8
-    /// consecutive ones, inside one warp) reduce its absmax by butterfly shuffles. Groups are numbered row-major, so
-    /// sixteen h belongs to group h / (width / 16) and its codes start at byte h · 2 · bits. Launch a multiple of 32
-    /// threads; the extra ones only take part in the shuffles.
+    /// consecutive weights (two octets: four 16-byte loads of float32 or two of BF16, one or two 8-byte stores), so a
+    /// group's scale, reciprocal and shuffles are paid once per sixteen weights (on an H100 this beat eight per thread
+    /// by 10–15%); the group's lanes (1 to 8 consecutive ones, inside one warp) reduce its absmax by butterfly
+    /// shuffles. Groups are numbered row-major, so sixteen h belongs to group h / (width / 16) and its codes start at
+    /// byte h · 2 · bits. Launch a multiple of 32 threads; the extra ones only take part in the shuffles.
     /// </summary>
-    public static void GroupSixteens(Index1D index, ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<float> tensorScale,
+    public static void GroupSixteens<TLoader, TEncoder>(Index1D index, ArrayView<Float4> weight, ArrayView<float> scales, ArrayView<float> tensorScale,
         ArrayView<ulong> packed, GpuFormatSpec spec, int sixteens)
+        where TLoader : struct, IWeightLoader
+        where TEncoder : struct, IElementEncoder
     {
         int h = index;
         bool inside = h < sixteens;
-        Float4 a = inside ? weight[4L * h] : default;
-        Float4 b = inside ? weight[4L * h + 1] : default;
-        Float4 c = inside ? weight[4L * h + 2] : default;
-        Float4 d = inside ? weight[4L * h + 3] : default;
-        float absMax = MathF.Max(MathF.Max(MaxAbs(a), MaxAbs(b)), MathF.Max(MaxAbs(c), MaxAbs(d)));
+        TLoader loader = default;
+        Octet a = inside ? loader.Load(weight, 2L * h) : default;
+        Octet b = inside ? loader.Load(weight, 2L * h + 1) : default;
+        float absMax = MathF.Max(a.AbsMax(), b.AbsMax());
         int lanes = spec.SegmentWidth / 16;
         for (int mask = lanes / 2; mask >= 1; mask /= 2)
         {
@@ -141,8 +179,8 @@ internal static class QuadKernels
 
         float divisor = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scale * g : scale;
         float reciprocal = 1f / divisor;
-        ulong first = Pack(a, b, divisor, reciprocal, spec);
-        ulong second = Pack(c, d, divisor, reciprocal, spec);
+        ulong first = Pack<TEncoder>(a, divisor, reciprocal, 0, spec);
+        ulong second = Pack<TEncoder>(b, divisor, reciprocal, 0, spec);
         if (spec.CodeBits == 8)
         {
             packed[2L * h] = first;
@@ -154,15 +192,29 @@ internal static class QuadKernels
         }
     }
 
-    private static float MaxAbs(Float4 v) => MathF.Max(MathF.Max(MathF.Abs(v.X), MathF.Abs(v.Y)), MathF.Max(MathF.Abs(v.Z), MathF.Abs(v.W)));
-
-    /// <summary>Eight codes packed little-endian: eight bytes, or eight nibbles in the low 32 bits.</summary>
-    private static ulong Pack(Float4 a, Float4 b, float divisor, float reciprocal, GpuFormatSpec spec)
+    /// <summary>Eight codes packed little-endian: eight bytes, or eight nibbles in the low 32 bits. A zero divisor (an
+    /// all-zero group) is tested once here, not per weight.</summary>
+    private static ulong Pack<TEncoder>(Octet o, float divisor, float reciprocal, int zero, GpuFormatSpec spec)
+        where TEncoder : struct, IElementEncoder
     {
-        int c0 = Encode(a.X, divisor, reciprocal, 0, spec), c1 = Encode(a.Y, divisor, reciprocal, 0, spec);
-        int c2 = Encode(a.Z, divisor, reciprocal, 0, spec), c3 = Encode(a.W, divisor, reciprocal, 0, spec);
-        int c4 = Encode(b.X, divisor, reciprocal, 0, spec), c5 = Encode(b.Y, divisor, reciprocal, 0, spec);
-        int c6 = Encode(b.Z, divisor, reciprocal, 0, spec), c7 = Encode(b.W, divisor, reciprocal, 0, spec);
+        TEncoder e = default;
+        int c0, c1, c2, c3, c4, c5, c6, c7;
+        if (divisor == 0)
+        {
+            c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = e.ZeroDivisorCode(zero, spec);
+        }
+        else
+        {
+            c0 = e.Encode(o.V0, divisor, reciprocal, zero, spec);
+            c1 = e.Encode(o.V1, divisor, reciprocal, zero, spec);
+            c2 = e.Encode(o.V2, divisor, reciprocal, zero, spec);
+            c3 = e.Encode(o.V3, divisor, reciprocal, zero, spec);
+            c4 = e.Encode(o.V4, divisor, reciprocal, zero, spec);
+            c5 = e.Encode(o.V5, divisor, reciprocal, zero, spec);
+            c6 = e.Encode(o.V6, divisor, reciprocal, zero, spec);
+            c7 = e.Encode(o.V7, divisor, reciprocal, zero, spec);
+        }
+
         if (spec.CodeBits == 8)
         {
             uint low = (uint)((c0 & 0xFF) | ((c1 & 0xFF) << 8) | ((c2 & 0xFF) << 16) | ((c3 & 0xFF) << 24));
@@ -175,17 +227,27 @@ internal static class QuadKernels
     }
 
     /// <summary>
-    /// max |w| of the whole weight into <paramref name="result"/>[0] (which must start at 0): grid-stride quads, warp
-    /// shuffles, one atomic per warp. Non-negative floats order like their bit patterns, so an integer atomic max is
-    /// the float max, and max is exact in any order.
+    /// max |w| of the whole weight into <paramref name="result"/>[0] (which must start at 0): each thread takes two
+    /// octets per grid-stride step (four 16-byte loads of float32 in flight), then warp shuffles, shared memory and
+    /// one atomic per thread group. Non-negative floats order like their bit patterns, so an integer atomic max is the
+    /// float max, and max is exact in any order.
     /// </summary>
-    public static void TensorAbsMax(ArrayView<Float4> weight, ArrayView<int> result, int quads)
+    public static void TensorAbsMax<TLoader>(ArrayView<Float4> weight, ArrayView<int> result, int octets)
+        where TLoader : struct, IWeightLoader
     {
+        TLoader loader = default;
+        int stride = Grid.DimX * Group.DimX;
         float absMax = 0;
-        for (int q = Grid.GlobalIndex.X; q < quads; q += Grid.DimX * Group.DimX)
+        int o = Grid.GlobalIndex.X;
+        for (; o + stride < octets; o += 2 * stride)
         {
-            Float4 v = weight[q];
-            absMax = MathF.Max(absMax, MathF.Max(MathF.Max(MathF.Abs(v.X), MathF.Abs(v.Y)), MathF.Max(MathF.Abs(v.Z), MathF.Abs(v.W))));
+            Octet a = loader.Load(weight, o), b = loader.Load(weight, o + stride);
+            absMax = MathF.Max(absMax, MathF.Max(a.AbsMax(), b.AbsMax()));
+        }
+
+        if (o < octets)
+        {
+            absMax = MathF.Max(absMax, loader.Load(weight, o).AbsMax());
         }
 
         for (int mask = Warp.WarpSize / 2; mask >= 1; mask /= 2)
@@ -193,8 +255,20 @@ internal static class QuadKernels
             absMax = MathF.Max(absMax, Warp.ShuffleXor(absMax, mask));
         }
 
+        ArrayView<float> shared = SharedMemory.Allocate<float>(32);
         if (Warp.LaneIdx == 0)
         {
+            shared[Warp.WarpIdx] = absMax;
+        }
+
+        Group.Barrier();
+        if (Group.IdxX == 0)
+        {
+            for (int w = 1; w < Group.DimX / Warp.WarpSize; w++)
+            {
+                absMax = MathF.Max(absMax, shared[w]);
+            }
+
             Atomic.Max(ref result[0], BitConverter.SingleToInt32Bits(absMax));
         }
     }
@@ -202,45 +276,6 @@ internal static class QuadKernels
     /// <summary>One thread: the NVFP4 tensor scale g = amax / (448·6) from the bits <see cref="TensorAbsMax"/> left.</summary>
     public static void TensorScaleFromBits(Index1D index, ArrayView<int> absMaxBits, ArrayView<float> tensorScale) =>
         tensorScale[0] = BitConverter.Int32BitsToSingle(absMaxBits[0]) / (448f * 6f);
-
-    /// <summary>Four codes into one store: a 32-bit word of bytes, or a 16-bit word of nibbles (little-endian, as BitPacker).</summary>
-    private static void Store(long quad, int c0, int c1, int c2, int c3, ArrayView<uint> packed8, ArrayView<ushort> packed4, GpuFormatSpec spec)
-    {
-        if (spec.CodeBits == 8)
-        {
-            packed8[quad] = (uint)((c0 & 0xFF) | ((c1 & 0xFF) << 8) | ((c2 & 0xFF) << 16) | ((c3 & 0xFF) << 24));
-        }
-        else
-        {
-            packed4[quad] = (ushort)((c0 & 0xF) | ((c1 & 0xF) << 4) | ((c2 & 0xF) << 8) | ((c3 & 0xF) << 12));
-        }
-    }
-
-    /// <summary>The code of one weight against <paramref name="divisor"/> (whose IEEE reciprocal is given).</summary>
-    private static int Encode(float x, float divisor, float reciprocal, int zero, GpuFormatSpec spec)
-    {
-        switch (spec.Element)
-        {
-            case GpuElementKind.IntegerSymmetric:
-                // clamp(round(y) + offset, low, high) = round(clamp(y, low − offset, high − offset)) + offset: the
-                // bounds are integers and rounding is monotone, and the clamped value is small enough for RoundHalfEven.
-                return divisor == 0 ? spec.Offset
-                    : (int)RoundHalfEven(MathF.Min(MathF.Max(x / divisor, spec.Low - spec.Offset), spec.High - spec.Offset)) + spec.Offset;
-            case GpuElementKind.IntegerAsymmetric:
-                return divisor == 0 ? zero : (int)RoundHalfEven(MathF.Min(MathF.Max(x / divisor, -zero), spec.High - zero)) + zero;
-            case GpuElementKind.MxInt8:
-                // The divisor is a power of two: the product by its exact reciprocal is the quotient.
-                return (int)RoundHalfEven(MathF.Min(MathF.Max(x * reciprocal * 64f, -127f), 127f)) & 0xFF;
-            default:
-                if (divisor == 0)
-                {
-                    return 0;
-                }
-
-                float y = spec.ScaleKind == GpuScaleKind.SharedExponent ? x * reciprocal : x / divisor;
-                return GpuFormatSpec.EncodeMiniFloat(y, spec.MantissaBits, spec.Bias, spec.MinNormalExponent, spec.MaxCode, spec.SignBit);
-        }
-    }
 
     /// <summary>
     /// Round half to even of |y| ≤ 2^22: adding 1.5·2^23 leaves a float whose ulp is 1, so the addition itself rounds

@@ -294,9 +294,27 @@ internal static class QuantizeKernels
         int column = index % spec.Columns;
         int code = UnpackCode(packed, (long)row * spec.Stride, column, spec.CodeBits);
         int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
-        float value = DecodeValue(code, scales[group], spec.Element == GpuElementKind.IntegerAsymmetric ? zeros[group] : 0, spec, tensorScale[0]);
+        float value = DecodeValue(code, scales[group], spec.Element == GpuElementKind.IntegerAsymmetric ? zeros[group] : 0, spec,
+            spec.ScaleKind == GpuScaleKind.Nvfp4 ? tensorScale[0] : 1f);
         destination[index] = value;
     }
+
+    /// <summary>Per element, BF16 output: <see cref="Dequantize"/>'s value rounded to BF16 bits (nearest, ties to even).</summary>
+    public static void DequantizeBFloat16(Index1D index, ArrayView<byte> packed, ArrayView<float> scales, ArrayView<byte> zeros,
+        ArrayView<float> tensorScale, ArrayView<ushort> destination, GpuFormatSpec spec)
+    {
+        int row = index / spec.Columns;
+        int column = index % spec.Columns;
+        int code = UnpackCode(packed, (long)row * spec.Stride, column, spec.CodeBits);
+        int group = row * spec.SegmentsPerRow + column / spec.SegmentWidth;
+        float value = DecodeValue(code, scales[group], spec.Element == GpuElementKind.IntegerAsymmetric ? zeros[group] : 0, spec,
+            spec.ScaleKind == GpuScaleKind.Nvfp4 ? tensorScale[0] : 1f);
+        destination[index] = (ushort)BFloat16Store.Bits(value);
+    }
+
+    /// <summary><c>destination[i]</c> = the float32 widening of BF16 bits <c>source[i]</c> (exact).</summary>
+    public static void WidenBFloat16(Index1D index, ArrayView<ushort> source, ArrayView<float> destination) =>
+        destination[index] = BitConverter.Int32BitsToSingle(source[index] << 16);
 
     /// <summary>The value of one code: the CPU formats' decoding for each element kind.</summary>
     internal static float DecodeValue(int code, float scale, int zero, GpuFormatSpec spec, float tensorScale)
