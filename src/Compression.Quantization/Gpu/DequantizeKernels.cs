@@ -12,18 +12,20 @@ namespace Compression.Quantization.Gpu;
 /// </summary>
 internal interface IDequantizedStore
 {
-    /// <summary>Writes values <c>8·octet … 8·octet + 7</c> of the output.</summary>
-    void Store(ArrayView<Float4> words, long octet, Octet values);
+    /// <summary>Values per 16-byte word of the output: 4 (float32) or 8 (BF16).</summary>
+    int Width { get; }
+
+    /// <summary>Writes values <c>Width·unit … Width·unit + Width − 1</c> of the output: one 16-byte store (the first
+    /// <see cref="Width"/> values of <paramref name="values"/>).</summary>
+    void Store(ArrayView<Float4> words, long unit, Octet values);
 }
 
 /// <summary>float32 output: the decoded values themselves.</summary>
 internal readonly struct Float32Store : IDequantizedStore
 {
-    public void Store(ArrayView<Float4> words, long octet, Octet v)
-    {
-        words[2 * octet] = new Float4 { X = v.V0, Y = v.V1, Z = v.V2, W = v.V3 };
-        words[2 * octet + 1] = new Float4 { X = v.V4, Y = v.V5, Z = v.V6, W = v.V7 };
-    }
+    public int Width => 4;
+
+    public void Store(ArrayView<Float4> words, long unit, Octet v) => words[unit] = new Float4 { X = v.V0, Y = v.V1, Z = v.V2, W = v.V3 };
 }
 
 /// <summary>
@@ -33,8 +35,10 @@ internal readonly struct Float32Store : IDequantizedStore
 /// </summary>
 internal readonly struct BFloat16Store : IDequantizedStore
 {
-    public void Store(ArrayView<Float4> words, long octet, Octet v) =>
-        words[octet] = new Float4 { X = Pair(v.V0, v.V1), Y = Pair(v.V2, v.V3), Z = Pair(v.V4, v.V5), W = Pair(v.V6, v.V7) };
+    public int Width => 8;
+
+    public void Store(ArrayView<Float4> words, long unit, Octet v) =>
+        words[unit] = new Float4 { X = Pair(v.V0, v.V1), Y = Pair(v.V2, v.V3), Z = Pair(v.V4, v.V5), W = Pair(v.V6, v.V7) };
 
     private static float Pair(float low, float high) => BitConverter.Int32BitsToSingle(Bits(low) | (Bits(high) << 16));
 
@@ -49,11 +53,14 @@ internal readonly struct BFloat16Store : IDequantizedStore
 
 /// <summary>
 /// The bandwidth kernel of dequantization for the formats of the fast quantize kernels (byte or nibble codes, float32
-/// scales of row-local groups): every thread decodes 32 consecutive codes of one row (one or two 16-byte loads) into
-/// four octets (eight or four 16-byte stores). Rows are the grid's y dimension and a group's index is a shift of the
-/// column, so no thread divides. Each value is computed by the <see cref="IElementDecoder"/> the kernel is compiled for,
-/// with the operations of <see cref="QuantizeKernels.DecodeValue"/> (the CPU's decoding), so the float32 output equals
-/// <c>QuantizedTensor.Decompress()</c> bit for bit and the BF16 output its round-to-nearest-even conversion.
+/// scales of row-local groups). The output is cut into 16-byte units (4 float32 or 8 BF16 values); every thread
+/// decodes 32 codes as 8 or 4 units, and in step k the threads of a group take consecutive units, so each store
+/// instruction of a warp writes 512 contiguous bytes and each code load reads contiguous bytes. All loads of a thread
+/// (codes and scales) are issued before any decoding. Rows are the grid's y dimension and a group's index is a shift
+/// of the column, so no thread divides. Each value is computed by the <see cref="IElementDecoder"/> the kernel is
+/// compiled for, with the operations of <see cref="QuantizeKernels.DecodeValue"/> (the CPU's decoding), so the
+/// float32 output equals <c>QuantizedTensor.Decompress()</c> bit for bit and the BF16 output its round-to-nearest-even
+/// conversion.
 /// </summary>
 internal static class DequantizeKernels
 {
@@ -61,54 +68,95 @@ internal static class DequantizeKernels
     public const int ChunkWidth = 32;
 
     /// <summary>
-    /// Decodes row <c>Grid.IdxY</c>, chunk <c>Grid.IdxX · Group.DimX + Group.IdxX</c>. The group of column j is
-    /// <c>row · SegmentsPerRow + (j &gt;&gt; groupShift)</c>: groupShift is log2 of a group width of 16 to 128, or 30
-    /// for per-channel scales (one segment per row).
+    /// Decodes units <c>Grid.IdxX · Group.DimX · K + k · Group.DimX + Group.IdxX</c> (k &lt; K = 32 / Width) of row
+    /// <c>Grid.IdxY</c>. The group of column j is <c>row · SegmentsPerRow + (j &gt;&gt; groupShift)</c>: groupShift is
+    /// log2 of a group width of 16 to 128, or 30 for per-channel scales (one segment per row). <paramref name="packed"/>
+    /// holds the codes as 32-bit words.
     /// </summary>
-    public static void Chunks<TStore, TDecoder>(ArrayView<Float4> packed, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
+    public static void Chunks<TStore, TDecoder>(ArrayView<uint> packed, ArrayView<float> scales, ArrayView<byte> zeros, ArrayView<float> tensorScale,
         ArrayView<Float4> destination, GpuFormatSpec spec, int chunksPerRow, int groupShift)
         where TStore : struct, IDequantizedStore
         where TDecoder : struct, IElementDecoder
     {
-        int chunk = Grid.IdxX * Group.DimX + Group.IdxX;
-        if (chunk >= chunksPerRow)
+        TStore store = default;
+        int width = store.Width;
+        int perThread = ChunkWidth / width;
+        int unitsPerRow = chunksPerRow * perThread;
+        int threads = Group.DimX;
+        int row = Grid.IdxY;
+        int first = Grid.IdxX * threads * perThread + Group.IdxX;
+        long rowUnit = (long)row * unitsPerRow;
+        float g = spec.ScaleKind == GpuScaleKind.Nvfp4 ? tensorScale[0] : 1f;
+        float subnormalUnit = GpuFormatSpec.PowerOfTwo(spec.MinNormalExponent - spec.MantissaBits);
+        Unit u0 = Load(0, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Unit u1 = Load(1, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Unit u2 = Load(2, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Unit u3 = Load(3, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Unit u4 = Load(4, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Unit u5 = Load(5, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Unit u6 = Load(6, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Unit u7 = Load(7, first, threads, perThread, unitsPerRow, rowUnit, row, width, packed, scales, zeros, g, spec, groupShift);
+        Write<TStore, TDecoder>(u0, destination, subnormalUnit, spec);
+        Write<TStore, TDecoder>(u1, destination, subnormalUnit, spec);
+        Write<TStore, TDecoder>(u2, destination, subnormalUnit, spec);
+        Write<TStore, TDecoder>(u3, destination, subnormalUnit, spec);
+        Write<TStore, TDecoder>(u4, destination, subnormalUnit, spec);
+        Write<TStore, TDecoder>(u5, destination, subnormalUnit, spec);
+        Write<TStore, TDecoder>(u6, destination, subnormalUnit, spec);
+        Write<TStore, TDecoder>(u7, destination, subnormalUnit, spec);
+    }
+
+    /// <summary>One output unit's codes and group parameters, loaded; <see cref="Index"/> is −1 when there is none.</summary>
+    private struct Unit
+    {
+        public long Index;
+        public int Low;
+        public int High;
+        public float Scale;
+        public int Zero;
+    }
+
+    /// <summary>Step <paramref name="k"/> of a thread: its unit's codes (Width codes: 4 or 8 bytes, or 2 or 4 bytes of
+    /// nibbles), scale (NVFP4: block scale · g, the product rounded first as the CPU does) and zero point.</summary>
+    private static Unit Load(int k, int first, int threads, int perThread, int unitsPerRow, long rowUnit, int row, int width, ArrayView<uint> packed,
+        ArrayView<float> scales, ArrayView<byte> zeros, float g, GpuFormatSpec spec, int groupShift)
+    {
+        int u = first + k * threads;
+        if (k >= perThread || u >= unitsPerRow)
         {
-            return;
+            return new Unit { Index = -1 };
         }
 
-        int row = Grid.IdxY;
-        long c = (long)row * chunksPerRow + chunk;
-        int column = chunk * ChunkWidth;
-        long groupA = (long)row * spec.SegmentsPerRow + (column >> groupShift);
-        long groupB = (long)row * spec.SegmentsPerRow + ((column + 16) >> groupShift);
-        bool asymmetric = spec.Element == GpuElementKind.IntegerAsymmetric;
-        float g = spec.ScaleKind == GpuScaleKind.Nvfp4 ? tensorScale[0] : 1f;
-        // NVFP4 decodes as element · (block scale · g), the product rounded first, as the CPU does.
-        float scaleA = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scales[groupA] * g : scales[groupA];
-        float scaleB = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scales[groupB] * g : scales[groupB];
-        int zeroA = asymmetric ? zeros[groupA] : 0;
-        int zeroB = asymmetric ? zeros[groupB] : 0;
-        float subnormalUnit = GpuFormatSpec.PowerOfTwo(spec.MinNormalExponent - spec.MantissaBits);
-        TStore store = default;
+        long unit = rowUnit + u;
+        long group = (long)row * spec.SegmentsPerRow + ((u * width) >> groupShift);
+        int low, high = 0;
         if (spec.CodeBits == 8)
         {
-            Float4 first = packed[2 * c], second = packed[2 * c + 1];
-            store.Store(destination, 4 * c, Decode<TDecoder>(Word(first.X), Word(first.Y), scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 1, Decode<TDecoder>(Word(first.Z), Word(first.W), scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 2, Decode<TDecoder>(Word(second.X), Word(second.Y), scaleB, zeroB, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 3, Decode<TDecoder>(Word(second.Z), Word(second.W), scaleB, zeroB, subnormalUnit, spec));
+            // Width 4: one word of four byte codes; width 8: two.
+            low = (int)packed[width == 4 ? unit : 2 * unit];
+            high = width == 4 ? 0 : (int)packed[2 * unit + 1];
         }
         else
         {
-            Float4 codes = packed[c];
-            store.Store(destination, 4 * c, Decode<TDecoder>(Word(codes.X), 0, scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 1, Decode<TDecoder>(Word(codes.Y), 0, scaleA, zeroA, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 2, Decode<TDecoder>(Word(codes.Z), 0, scaleB, zeroB, subnormalUnit, spec));
-            store.Store(destination, 4 * c + 3, Decode<TDecoder>(Word(codes.W), 0, scaleB, zeroB, subnormalUnit, spec));
+            // Width 8: one word of eight nibbles; width 4: the half word holding four.
+            low = width == 8 ? (int)packed[unit] : (int)(packed[unit >> 1] >> (int)((unit & 1) * 16));
         }
+
+        float scale = spec.ScaleKind == GpuScaleKind.Nvfp4 ? scales[group] * g : scales[group];
+        int zero = spec.Element == GpuElementKind.IntegerAsymmetric ? zeros[group] : 0;
+        return new Unit { Index = unit, Low = low, High = high, Scale = scale, Zero = zero };
     }
 
-    private static int Word(float lane) => BitConverter.SingleToInt32Bits(lane);
+    private static void Write<TStore, TDecoder>(Unit unit, ArrayView<Float4> destination, float subnormalUnit, GpuFormatSpec spec)
+        where TStore : struct, IDequantizedStore
+        where TDecoder : struct, IElementDecoder
+    {
+        if (unit.Index >= 0)
+        {
+            TStore store = default;
+            store.Store(destination, unit.Index, Decode<TDecoder>(unit.Low, unit.High, unit.Scale, unit.Zero, subnormalUnit, spec));
+        }
+    }
 
     /// <summary>Eight codes: bytes of <paramref name="low"/> then <paramref name="high"/>, or the eight nibbles of <paramref name="low"/>.</summary>
     private static Octet Decode<TDecoder>(int low, int high, float scale, int zero, float subnormalUnit, GpuFormatSpec spec)

@@ -588,7 +588,7 @@ public sealed class GpuRoundToNearestQuantizer
         }
 
         int groupShift = perChannel ? 30 : System.Numerics.BitOperations.Log2((uint)layout.SegmentWidth);
-        ArrayView<Float4> codes = packed.SubView(0, total * spec.CodeBits / 8).Cast<Float4>();
+        ArrayView<uint> codes = packed.SubView(0, total * spec.CodeBits / 8).Cast<uint>();
         ArrayView<Float4> output = destinationBytes.SubView(0, total * (typeof(TStore) == typeof(Float32Store) ? sizeof(float) : sizeof(ushort))).Cast<Float4>();
         switch (spec.Element)
         {
@@ -609,14 +609,14 @@ public sealed class GpuRoundToNearestQuantizer
         return true;
     }
 
-    private void RunChunks<TStore, TDecoder>(ArrayView<Float4> codes, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale,
+    private void RunChunks<TStore, TDecoder>(ArrayView<uint> codes, ArrayView<float> scales, ArrayView<byte> zeroPoints, ArrayView<float> tensorScale,
         ArrayView<Float4> output, GpuFormatSpec spec, int rows, int columns, int groupShift)
         where TStore : struct, IDequantizedStore
         where TDecoder : struct, IElementDecoder
     {
         Accelerator accelerator = _gpu.Accelerator;
         var kernel = _gpu.GetOrLoadKernel(DequantizeKeys<TStore, TDecoder>.Chunks, a =>
-            a.LoadStreamKernel<ArrayView<Float4>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<Float4>, GpuFormatSpec, int, int>(
+            a.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, ArrayView<Float4>, GpuFormatSpec, int, int>(
                 DequantizeKernels.Chunks<TStore, TDecoder>));
         int chunksPerRow = columns / DequantizeKernels.ChunkWidth;
         int maxThreads = Math.Min(256, accelerator.MaxNumThreadsPerGroup) / accelerator.WarpSize * accelerator.WarpSize;
