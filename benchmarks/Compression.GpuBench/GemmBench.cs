@@ -263,25 +263,6 @@ internal static class GemmBench
 
     /// <summary>Median over <paramref name="repetitions"/> batches of <paramref name="batch"/> back-to-back calls, per
     /// call, after two warm-up calls.</summary>
-    private static double Median(int repetitions, int batch, Action run, Accelerator accelerator)
-    {
-        run();
-        run();
-        accelerator.Synchronize();
-        var times = new double[repetitions];
-        for (int i = 0; i < repetitions; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            for (int j = 0; j < batch; j++)
-            {
-                run();
-            }
-
-            accelerator.Synchronize();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds / batch;
-        }
-
-        Array.Sort(times);
-        return times[repetitions / 2];
-    }
+    private static double Median(int repetitions, int batch, Action run, Accelerator accelerator) =>
+        DeviceTimer.Median(accelerator, repetitions, run, warmUps: 2, batch: batch);
 }

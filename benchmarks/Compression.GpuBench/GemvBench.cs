@@ -160,30 +160,8 @@ internal static class GemvBench
     }
 
     /// <summary>Median over repetitions of the time of <see cref="s_launchesPerTiming"/> back-to-back runs, divided by it.</summary>
-    private static double Median(int repetitions, Accelerator accelerator, Action run)
-    {
-        for (int i = 0; i < Math.Min(3, s_launchesPerTiming); i++)
-        {
-            run();
-        }
-
-        accelerator.Synchronize();
-        var times = new double[repetitions];
-        for (int i = 0; i < repetitions; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            for (int k = 0; k < s_launchesPerTiming; k++)
-            {
-                run();
-            }
-
-            accelerator.Synchronize();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds / s_launchesPerTiming;
-        }
-
-        Array.Sort(times);
-        return times[repetitions / 2];
-    }
+    private static double Median(int repetitions, Accelerator accelerator, Action run) =>
+        DeviceTimer.Median(accelerator, repetitions, run, warmUps: Math.Min(3, s_launchesPerTiming), batch: s_launchesPerTiming);
 
     /// <summary>max over outputs of |y − Σ x·ŵ| / Σ|x·ŵ| (float64 reference from the CPU decompression).</summary>
     private static double MaxRelativeError(float[] w, float[] x, float[] y, int batch, int rows, int columns)

@@ -138,28 +138,6 @@ internal static class HadamardBench
 
     /// <summary>Median over <paramref name="repetitions"/> batches of <see cref="s_batch"/> back-to-back runs, per run,
     /// after three warm-up runs.</summary>
-    private static double Median(int repetitions, Action run, Accelerator accelerator)
-    {
-        for (int i = 0; i < Math.Min(3, s_batch); i++)
-        {
-            run();
-        }
-
-        accelerator.Synchronize();
-        var times = new double[repetitions];
-        for (int i = 0; i < repetitions; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            for (int k = 0; k < s_batch; k++)
-            {
-                run();
-            }
-
-            accelerator.Synchronize();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds / s_batch;
-        }
-
-        Array.Sort(times);
-        return times[repetitions / 2];
-    }
+    private static double Median(int repetitions, Action run, Accelerator accelerator) =>
+        DeviceTimer.Median(accelerator, repetitions, run, warmUps: Math.Min(3, s_batch), batch: s_batch);
 }

@@ -189,23 +189,5 @@ static DenseTensor RandomWeight(int rows, int columns, int seed)
     return tensor;
 }
 
-static double Median(int repetitions, Action run, Accelerator accelerator)
-{
-    for (int i = 0; i < 3; i++)
-    {
-        run();
-    }
-
-    accelerator.Synchronize();
-    var times = new double[repetitions];
-    for (int i = 0; i < repetitions; i++)
-    {
-        long start = Stopwatch.GetTimestamp();
-        run();
-        accelerator.Synchronize();
-        times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-    }
-
-    Array.Sort(times);
-    return times[repetitions / 2];
-}
+static double Median(int repetitions, Action run, Accelerator accelerator) =>
+        DeviceTimer.Median(accelerator, repetitions, run);

@@ -245,24 +245,6 @@ internal static class SvdBench
         return values;
     }
 
-    private static double Median(int repetitions, int warmUps, Action run, Accelerator accelerator)
-    {
-        for (int i = 0; i < warmUps; i++)
-        {
-            run();
-        }
-
-        accelerator.Synchronize();
-        var times = new double[repetitions];
-        for (int i = 0; i < repetitions; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            run();
-            accelerator.Synchronize();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        }
-
-        Array.Sort(times);
-        return times[repetitions / 2];
-    }
+    private static double Median(int repetitions, int warmUps, Action run, Accelerator accelerator) =>
+        DeviceTimer.Median(accelerator, repetitions, run, warmUps);
 }
