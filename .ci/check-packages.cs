@@ -1,6 +1,9 @@
 // Checks that `dotnet pack` produced a package and a symbol package for every library under src/, and that each
-// package carries its README (the NuGet readme) and its XML docs. Run: dotnet run .ci/check-packages.cs
+// package carries its README (the NuGet readme), icon, licence and XML docs, and that its symbols carry SourceLink to
+// the published repository. Run: dotnet run .ci/check-packages.cs
 using System.IO.Compression;
+using System.Reflection.Metadata;
+using System.Text;
 using System.Xml.Linq;
 
 string root = AppContext.GetData("EntryPointFileDirectoryPath") is string scriptDirectory
@@ -33,6 +36,12 @@ foreach (string library in libraries)
         problems.Add("README.md missing or not declared as the package readme");
     }
 
+    string? icon = nuspec.Descendants().FirstOrDefault(e => e.Name.LocalName == "icon")?.Value;
+    if (icon != "icon.png" || !entries.Contains("icon.png"))
+    {
+        problems.Add("icon.png missing or not declared as the package icon");
+    }
+
     if (license != "MIT")
     {
         problems.Add($"licence is '{license}', not MIT");
@@ -47,9 +56,13 @@ foreach (string library in libraries)
     {
         problems.Add($"symbol package {Path.GetFileName(symbols)} missing");
     }
+    else if (SourceLinkOf(symbols, library) is not { } sourceLink || !sourceLink.Contains("https://raw.githubusercontent.com/", StringComparison.Ordinal))
+    {
+        problems.Add("the symbol package's PDB has no SourceLink to the repository");
+    }
 
     Console.WriteLine(problems.Count == 0
-        ? $"ok   {Path.GetFileName(package)} (+ .snupkg, README.md, XML docs)"
+        ? $"ok   {Path.GetFileName(package)} (+ .snupkg with SourceLink, README.md, icon, MIT, XML docs)"
         : $"FAIL {Path.GetFileName(package)}: {string.Join("; ", problems)}");
     failures += problems.Count == 0 ? 0 : 1;
 }
@@ -61,4 +74,36 @@ static bool IsPackageOf(string path, string id)
 {
     string rest = Path.GetFileName(path)[(id.Length + 1)..];
     return rest.Length > 0 && char.IsDigit(rest[0]);
+}
+
+// The SourceLink JSON that the compiler embedded in the portable PDB of the symbol package, or null.
+static string? SourceLinkOf(string symbolPackage, string id)
+{
+    var sourceLinkKind = new Guid("CC110556-A091-4D38-9FEC-25AB9A351A6A");
+    using ZipArchive zip = ZipFile.OpenRead(symbolPackage);
+    ZipArchiveEntry? entry = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith($"/{id}.pdb", StringComparison.Ordinal));
+    if (entry is null)
+    {
+        return null;
+    }
+
+    using var pdb = new MemoryStream();
+    using (Stream stream = entry.Open())
+    {
+        stream.CopyTo(pdb);
+    }
+
+    pdb.Position = 0;
+    using MetadataReaderProvider provider = MetadataReaderProvider.FromPortablePdbStream(pdb);
+    MetadataReader reader = provider.GetMetadataReader();
+    foreach (CustomDebugInformationHandle handle in reader.CustomDebugInformation)
+    {
+        CustomDebugInformation information = reader.GetCustomDebugInformation(handle);
+        if (reader.GetGuid(information.Kind) == sourceLinkKind)
+        {
+            return Encoding.UTF8.GetString(reader.GetBlobBytes(information.Value));
+        }
+    }
+
+    return null;
 }
