@@ -3,12 +3,13 @@
 
 using Compression.Tool;
 
-// Ctrl+C asks the running command to stop (exit code 130) instead of killing the process: outputs are written through
-// temporary files and renamed, and the library restores models it had started to change.
+// The first Ctrl+C asks the running command to stop (exit code 130) instead of killing the process: outputs are written
+// through temporary files and renamed, and the library restores models it had started to change. A second Ctrl+C
+// ends the process at once.
 using var cancellation = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
 {
-    e.Cancel = true;
+    e.Cancel = !cancellation.IsCancellationRequested;
     cancellation.Cancel();
 };
 
