@@ -99,7 +99,7 @@ public static class CompressedTensorsCodec
             _ => null,
         };
         args["zp_dtype"] = q.ZeroPointsArray is null ? null : "torch.int8";
-        args["observer"] = "minmax";
+        args["observer"] = "memoryless_minmax";   // compressed-tensors' default for static weights: min and max of the weight itself
         args["observer_kwargs"] = new JsonObject();
         return args;
     }
