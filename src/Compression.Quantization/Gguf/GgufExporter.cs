@@ -58,7 +58,7 @@ public static class GgufExporter
     /// <param name="inputFolder">A folder with config.json (model_type <c>llama</c>) and its safetensors.</param>
     /// <param name="outputPath">The .gguf file to create or replace (written atomically).</param>
     /// <param name="options">Tensor type, alignment, name; null for <see cref="GgufExportOptions.Default"/>.</param>
-    /// <param name="progress">One report per tensor converted (stage <see cref="ProgressStage"/>).</param>
+    /// <param name="progress">One report per tensor converted and written (stage <see cref="ProgressStage"/>).</param>
     /// <param name="cancellationToken">Checked between tensors and while the file is written; a cancelled export leaves
     /// <paramref name="outputPath"/> as it was.</param>
     /// <returns>The tensors written and the file's size.</returns>
@@ -66,8 +66,8 @@ public static class GgufExporter
     /// output path is a folder, or the options are out of range.</exception>
     /// <exception cref="NotSupportedException">The model is not a Llama, uses rope scaling, or its tokenizer is not a
     /// SentencePiece-style BPE.</exception>
-    /// <exception cref="InvalidDataException">The config, tokenizer or checkpoint is malformed, a tensor is missing, or a
-    /// tensor has no llama.cpp name.</exception>
+    /// <exception cref="InvalidDataException">The config, tokenizer or checkpoint is malformed, a tensor is missing, a
+    /// tensor has no llama.cpp name, or a weight is NaN or infinite.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     /// <example>
     /// <code>
@@ -133,41 +133,48 @@ public static class GgufExporter
 
         using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(inputFolder);
         List<(string Gguf, string Source, int Heads)> plan = Plan(checkpoint, hp);
+        // Each tensor is read, permuted and encoded while the file is written, so memory holds one tensor at a time,
+        // not the whole model; the progress reports follow the writing.
         var records = new List<GgufTensorRecord>();
-        for (int i = 0; i < plan.Count; i++)
+        int written = 0;
+        foreach ((string ggufName, string source, int heads) in plan)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            (string ggufName, string source, int heads) = plan[i];
             SafetensorsTensorInfo info = checkpoint.GetInfo(source);
             long[] shape = info.Shape.Select(d => (long)d).ToArray();
-            var values = new float[checked((int)shape.Aggregate(1L, (a, b) => a * b))];
-            checkpoint.FileOf(source).ReadDense(source, values);
-            GgmlType type;
-            if (shape.Length == 1)
-            {
-                type = GgmlType.F32;
-            }
-            else if (shape.Length == 2)
-            {
-                type = shape[1] % GgmlQuantization.BlockSize(options.TensorType) == 0 ? options.TensorType : GgmlType.F16;
-                if (heads > 0)
-                {
-                    values = PermuteForRope(values, (int)shape[0], (int)shape[1], heads, source);
-                }
-            }
-            else
+            if (shape.Length is not (1 or 2))
             {
                 throw new InvalidDataException($"{checkpoint.Path}: '{source}' has {shape.Length} dimensions; a Llama checkpoint has vectors and matrices only.");
             }
 
-            byte[] data = shape.Length == 2
-                ? GgmlQuantization.QuantizeRows(values, (int)shape[0], (int)shape[1], type)
-                : GgmlQuantization.Quantize(values, type);
-            writer.AddTensor(ggufName, type, shape, data);
+            GgmlType type = shape.Length == 1 ? GgmlType.F32
+                : shape[1] % GgmlQuantization.BlockSize(options.TensorType) == 0 ? options.TensorType : GgmlType.F16;
+            writer.AddTensor(ggufName, type, shape, stream =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var values = new float[checked((int)shape.Aggregate(1L, (x, y) => x * y))];
+                checkpoint.FileOf(source).ReadDense(source, values);
+                if (heads > 0)
+                {
+                    values = PermuteForRope(values, (int)shape[0], (int)shape[1], heads, source);
+                }
+
+                try
+                {
+                    stream.Write(shape.Length == 2
+                        ? GgmlQuantization.QuantizeRows(values, (int)shape[0], (int)shape[1], type)
+                        : GgmlQuantization.Quantize(values, type));
+                }
+                catch (Exception e) when (e is ArgumentException || e is AggregateException { InnerException: ArgumentException })
+                {
+                    // A NaN or infinite weight is bad data in the checkpoint, not a bad argument of the caller.
+                    throw new InvalidDataException($"{checkpoint.Path}: '{source}': {(e as AggregateException)?.InnerException?.Message ?? e.Message}", e);
+                }
+                progress?.Report(new CompressionProgress(ProgressStage, ggufName, ++written, plan.Count));
+            });
             records.Add(new GgufTensorRecord(ggufName, source, type, shape, heads > 0));
-            progress?.Report(new CompressionProgress(ProgressStage, ggufName, i + 1, plan.Count));
         }
 
+        cancellationToken.ThrowIfCancellationRequested();
         writer.Save(outputPath, cancellationToken);
         return new GgufExportResult(Path.GetFullPath(outputPath), records, tokenizerModel, new FileInfo(outputPath).Length, clock.Elapsed);
     }

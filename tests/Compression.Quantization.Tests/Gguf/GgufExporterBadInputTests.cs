@@ -57,6 +57,18 @@ public class GgufExporterBadInputTests
         }
     }
 
+    [Fact]
+    public void NonFiniteWeight_IsInvalidData()
+    {
+        using TemporaryDirectory input = CopyOfTinyStories();
+        string weights = Path.Combine(input.Path, "model.safetensors");
+        byte[] bytes = File.ReadAllBytes(weights);
+        // The last 4 bytes are the last float32 of the last tensor in the file: make it NaN.
+        BitConverter.TryWriteBytes(bytes.AsSpan(bytes.Length - 4), float.NaN);
+        File.WriteAllBytes(weights, bytes);
+        AssertFailsWithoutOutput<InvalidDataException>(input);
+    }
+
     [Theory]
     [InlineData("config.json", "{ not json")]
     [InlineData("config.json", "[1, 2]")]
