@@ -95,5 +95,16 @@ public class CompressedTensorsLayoutTests
         {
             File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
         }
+
+        // Our own decoding of every quantized module, for a bit-for-bit comparison with the reference's dequantization.
+        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(output, "config.json")))!["quantization_config"]!;
+        using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(output);
+        var writer = new SafetensorsWriter();
+        foreach ((string module, (string format, JsonObject weights)) in CompressedTensorsCodec.ModulesOf(config, checkpoint).OrderBy(m => m.Key, StringComparer.Ordinal))
+        {
+            writer.Add(module + ".weight", CompressedTensorsCodec.Read(checkpoint, module, format, weights).Decompress(), SafetensorsDType.F32);
+        }
+
+        writer.Save(Path.Combine(folder, "decoded.safetensors"));
     }
 }

@@ -263,7 +263,9 @@ def check(args, ref):
             continue
         ours = load_file(os.path.join(folder, "model.safetensors"))
         config = json.load(open(os.path.join(folder, "config.json")))["quantization_config"]
-        worst, repacked = 0.0, 0
+        worst, repacked, same, total, largest = 0.0, 0, 0, 0, 0.0
+        decoded_path = os.path.join(folder, "decoded.safetensors")
+        decoded = load_file(decoded_path) if os.path.exists(decoded_path) else {}
         modules = linear_modules(weights)
         for module in modules:
             group = next(g for g in config["config_groups"].values() if module in g["targets"])
@@ -302,12 +304,18 @@ def check(args, ref):
                 blocks, _ = groups_of(values, a)
                 dq = (blocks * step.reshape(*step.shape, 1)).reshape(rows, cols)
                 step = step * 2     # the widest E2M1 spacing (4 → 6) in units of the block scale
+            if module + ".weight" in decoded:
+                ours_dq = decoded[module + ".weight"]
+                same += int((ours_dq == dq.float()).sum())
+                total += dq.numel()
+                largest = max(largest, float((ours_dq - dq.float()).abs().max()))
             err = (dq - w).abs()
             blocks_err, _ = groups_of(err, a)
             units = blocks_err / (step.reshape(*step.shape, 1) if step.dim() > 1 else step).clamp(min=1e-30)
             worst = max(worst, units.max().item())
+        agreement = f"; equal to our decoding for {same}/{total} values (max diff {largest:.3g})" if total else ""
         print(f"{name}: {len(modules)} modules; reference re-pack identical for {repacked}/{len(modules)}; "
-              f"max |dequantized - original| = {worst:.3f} steps")
+              f"max |dequantized - original| = {worst:.3f} steps{agreement}")
 
 
 if __name__ == "__main__":
