@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Buffers.Binary;
 using System.Text.Json.Nodes;
 using Compression.Calibration;
@@ -23,6 +24,9 @@ public class CompressedTensorsCodecTests
         { "int3 g64 asym", new RtnOptions { Format = NumberFormat.Int3, Granularity = Granularity.PerGroup(64), Symmetric = false } },
         { "int4 tensor asym", new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerTensor, Symmetric = false } },
         { "int8 channel asym f16", new RtnOptions { Format = NumberFormat.Int8, Granularity = Granularity.PerChannel, Symmetric = false, ScaleStorage = ScaleEncoding.Float16 } },
+        { "int5 g32 asym", new RtnOptions { Format = NumberFormat.Int(5), Granularity = Granularity.PerGroup(32), Symmetric = false } },
+        { "int6 channel asym", new RtnOptions { Format = NumberFormat.Int(6), Granularity = Granularity.PerChannel, Symmetric = false } },
+        { "int7 g128", new RtnOptions { Format = NumberFormat.Int(7), Granularity = Granularity.PerGroup(128) } },
         { "int2 g32 bf16", new RtnOptions { Format = NumberFormat.Int2, Granularity = Granularity.PerGroup(32), ScaleStorage = ScaleEncoding.BFloat16 } },
         { "fp8 channel", RtnOptions.Fp8PerChannel },
         { "fp8 tensor", new RtnOptions { Format = NumberFormat.Fp8E4M3, Granularity = Granularity.PerTensor } },
@@ -97,6 +101,60 @@ public class CompressedTensorsCodecTests
         }
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    [InlineData(6)]
+    [InlineData(7)]
+    public void LegacyPacking_OfOlderWriters_IsStillRead(int bits)
+    {
+        // compressed-tensors before 0.18 (and this library before it followed 0.18) put ⌊32/b⌋ codes in a word and left
+        // the high bits unused; those files have more words per row than the dense layout, which tells them apart.
+        using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
+        QuantizedTensor q = new RtnOptions { Format = NumberFormat.Int(bits), Granularity = Granularity.PerGroup(64), Symmetric = false }
+            .CreateCompressor().Quantize(RandomData.GaussianMatrix(37, 256, seed: bits));
+        EncodedModule encoded = CompressedTensorsCodec.Encode("m", q);
+        int perWord = 32 / bits, offset = 1 << (bits - 1);
+        var writer = new SafetensorsWriter();
+        foreach (EncodedTensor t in encoded.Tensors)
+        {
+            if (t.Name is "m.weight_packed" or "m.weight_zero_point")
+            {
+                bool rowsPacked = t.Name == "m.weight_zero_point";
+                int outer = rowsPacked ? 4 : 37, count = rowsPacked ? 37 : 256;        // 4 groups of 64 per row
+                int denseWords = (count * bits + 31) / 32, legacyWords = (count + perWord - 1) / perWord;
+                int[] dense = MemoryMarshal.Cast<byte, int>(t.Data).ToArray();
+                var legacy = new int[outer * legacyWords];
+                for (int o = 0; o < outer; o++)
+                {
+                    for (int i = 0; i < count; i++)
+                    {
+                        long bit = (long)i * bits;
+                        long word = rowsPacked ? (bit / 32) * outer + o : o * denseWords + bit / 32;
+                        long next = rowsPacked ? (bit / 32 + 1) * outer + o : word + 1;
+                        ulong pair = (uint)dense[word] | (bit % 32 + bits > 32 ? (ulong)(uint)dense[next] << 32 : 0);
+                        int code = (int)(pair >> (int)(bit % 32)) & ((1 << bits) - 1);
+                        int target = rowsPacked ? (i / perWord) * outer + o : o * legacyWords + i / perWord;
+                        legacy[target] |= code << (i % perWord * bits);
+                    }
+                }
+
+                long[] shape = rowsPacked ? [legacyWords, outer] : [outer, legacyWords];
+                writer.Add(t.Name, t.DType, shape, MemoryMarshal.AsBytes(legacy.AsSpan()).ToArray());
+            }
+            else
+            {
+                writer.Add(t.Name, t.DType, t.Shape, t.Data);
+            }
+        }
+
+        Assert.True(offset > 0);
+        writer.Save(folder.File("model.safetensors"));
+        using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(folder.Path);
+        CompressedTensor back = CompressedTensorsCodec.Read(checkpoint, "m", CompressedTensorsCodec.PackQuantized, CompressedTensorsCodec.WeightArguments(q));
+        Assert.Equal(q.Decompress().Span.ToArray(), back.Decompress().Span.ToArray());
+    }
+
     [Fact]
     public void DamagedTensors_GiveInvalidData()
     {
@@ -150,19 +208,35 @@ public class CompressedTensorsCodecTests
         var result = new float[rows * columns];
         if (format == CompressedTensorsCodec.PackQuantized)
         {
-            int perWord = 32 / bits, words = (columns + perWord - 1) / perWord, offset = 1 << (bits - 1);
+            // compressed-tensors ≥ 0.18 packs densely: a row (or a zero-point column) is a bitstream, value i at bits
+            // [i·b, (i + 1)·b), 32 values in exactly b words, a 3/5/6/7-bit value straddling two words where it falls.
+            int words = (columns * bits + 31) / 32, zpWordRows = (rows * bits + 31) / 32, offset = 1 << (bits - 1);
             int[] packed = Ints(file, p + "weight_packed");
+            Assert.Equal(rows * words, packed.Length);
+            static int Bits(Func<int, int> word, int index, int bits)
+            {
+                int value = 0;
+                for (int k = 0; k < bits; k++)
+                {
+                    int bit = index * bits + k;
+                    value |= ((word(bit / 32) >>> (bit % 32)) & 1) << k;
+                }
+
+                return value;
+            }
+
             float[] scale = Floats(file, p + "weight_scale");
             int groups = strategy == "tensor" ? 1 : scale.Length / rows;
             int[]? zpWords = file.Contains(p + "weight_zero_point") && strategy != "tensor" ? Ints(file, p + "weight_zero_point") : null;
+            Assert.True(zpWords is null || zpWords.Length == zpWordRows * groups);
             int tensorZero = file.Contains(p + "weight_zero_point") && strategy == "tensor" ? (sbyte)file.GetBytes(p + "weight_zero_point")[0] : 0;
             for (int r = 0; r < rows; r++)
             {
                 for (int c = 0; c < columns; c++)
                 {
-                    int q = ((packed[r * words + c / perWord] >>> (c % perWord * bits)) & ((1 << bits) - 1)) - offset;   // back to signed
+                    int q = Bits(w => packed[r * words + w], c, bits) - offset;   // back to signed
                     int g = GroupOf(c);
-                    int zp = zpWords is null ? tensorZero : ((zpWords[(r / perWord) * groups + g] >>> (r % perWord * bits)) & ((1 << bits) - 1)) - offset;
+                    int zp = zpWords is null ? tensorZero : Bits(w => zpWords[w * groups + g], r, bits) - offset;
                     float s = strategy == "tensor" ? scale[0] : scale[r * groups + g];
                     result[r * columns + c] = (q - zp) * s;
                 }

@@ -154,6 +154,8 @@ public sealed class CompressedCheckpointWriter
         }
 
         string[] formats = groups.Select(g => g.Format).Distinct().ToArray();
+        // The keys compressed-tensors' ModelCompressor writes, except "version" (the compressed-tensors package version
+        // that wrote the file, which this library is not); weights only, so no activation or KV-cache scheme.
         return new JsonObject
         {
             ["quant_method"] = "compressed-tensors",
@@ -162,6 +164,9 @@ public sealed class CompressedCheckpointWriter
             ["config_groups"] = configGroups,
             ["ignore"] = new JsonArray(ignore.Select(n => (JsonNode?)JsonValue.Create(n)).ToArray()),
             ["kv_cache_scheme"] = null,
+            ["global_compression_ratio"] = null,
+            ["sparsity_config"] = new JsonObject(),
+            ["transform_config"] = new JsonObject(),
         };
     }
 

@@ -90,13 +90,17 @@ public static class CompressedTensorsCodec
         args["block_structure"] = null;
         args["dynamic"] = false;
         args["actorder"] = permutation is null ? null : "group";
-        args["observer"] = "minmax";
-        args["observer_kwargs"] = new JsonObject();
-        if (format == Mxfp4PackQuantized)
+        // compressed-tensors' QuantizationArgs fields in its own order. Its scale_dtype null means "the weight's dtype";
+        // the FP4 formats name their scale codes. zp_dtype is serialized only for asymmetric schemes (int8 codes).
+        args["scale_dtype"] = format switch
         {
-            args["scale_dtype"] = "torch.uint8";
-        }
-
+            Nvfp4PackQuantized => "torch.float8_e4m3fn",
+            Mxfp4PackQuantized => "torch.uint8",
+            _ => null,
+        };
+        args["zp_dtype"] = q.ZeroPointsArray is null ? null : "torch.int8";
+        args["observer"] = "memoryless_minmax";   // compressed-tensors' default for static weights: min and max of the weight itself
+        args["observer_kwargs"] = new JsonObject();
         return args;
     }
 
@@ -148,14 +152,14 @@ public static class CompressedTensorsCodec
                     }
                     else
                     {
-                        // [rows, groups] packed along the rows: word (i, g) holds rows i·k … i·k + k − 1 of group g.
-                        int perWord = 32 / bits, groups = layout.SegmentsPerRow, wordRows = PackedWords(rows, bits);
+                        // [rows, groups] packed along the rows, each group's column a dense bitstream like a weight row.
+                        int groups = layout.SegmentsPerRow, wordRows = PackedWords(rows, bits);
                         var words = new int[wordRows * groups];
                         for (int r = 0; r < rows; r++)
                         {
                             for (int g = 0; g < groups; g++)
                             {
-                                words[(r / perWord) * groups + g] |= zeros[layout.GroupOf(r, g)] << (r % perWord * bits);
+                                PutBits(words, g, groups, r, bits, zeros[layout.GroupOf(r, g)]);
                             }
                         }
 
@@ -259,8 +263,10 @@ public static class CompressedTensorsCodec
                 (rows, columns) = (checked((int)shape[0]), checked((int)shape[1]));
                 Granularity granularity = GranularityOf(strategy, groupSize, module);
                 var layout = new ScaleLayout(granularity, rows, columns);
-                int[] words = ReadInt32(checkpoint, prefix + "weight_packed", [rows, PackedWords(columns, bits)]);
-                byte[] codes = UnpackRowsFromInt32(words, rows, columns, bits);
+                SafetensorsTensorInfo packedInfo = Info(checkpoint, prefix + "weight_packed", SafetensorsDType.I32);
+                bool legacy = packedInfo.Shape.Count == 2 && IsLegacyPacking(packedInfo.Shape[1], columns, bits);
+                int[] words = ReadInt32(checkpoint, prefix + "weight_packed", [rows, legacy ? LegacyPackedWords(columns, bits) : PackedWords(columns, bits)]);
+                byte[] codes = UnpackRowsFromInt32(words, rows, columns, bits, legacy);
                 (float[] scales, ScaleEncoding encoding) = ReadScales(checkpoint, prefix, layout, granularity);
                 byte[]? zeros = null;
                 if (!symmetric)
@@ -273,13 +279,19 @@ public static class CompressedTensorsCodec
                     }
                     else
                     {
-                        int perWord = 32 / bits, groups = layout.SegmentsPerRow;
-                        int[] zw = ReadInt32(checkpoint, prefix + "weight_zero_point", [PackedWords(rows, bits), groups]);
+                        int groups = layout.SegmentsPerRow;
+                        SafetensorsTensorInfo zpInfo = Info(checkpoint, prefix + "weight_zero_point", SafetensorsDType.I32);
+                        // The same writer packed both: legacy weights mean legacy zero points even where the row count
+                        // gives both layouts the same number of words.
+                        bool legacyZeros = zpInfo.Shape.Count == 2 && (legacy
+                            ? zpInfo.Shape[0] == LegacyPackedWords(rows, bits)
+                            : IsLegacyPacking(zpInfo.Shape[0], rows, bits));
+                        int[] zw = ReadInt32(checkpoint, prefix + "weight_zero_point", [legacyZeros ? LegacyPackedWords(rows, bits) : PackedWords(rows, bits), groups]);
                         for (int r = 0; r < rows; r++)
                         {
                             for (int s = 0; s < groups; s++)
                             {
-                                zeros[layout.GroupOf(r, s)] = (byte)((zw[(r / perWord) * groups + s] >>> (r % perWord * bits)) & ((1 << bits) - 1));
+                                zeros[layout.GroupOf(r, s)] = (byte)GetBits(zw, s, groups, r, bits, legacyZeros);
                             }
                         }
                     }
@@ -647,36 +659,83 @@ public static class CompressedTensorsCodec
         }
     }
 
-    internal static int PackedWords(int count, int bits) => (count + 32 / bits - 1) / (32 / bits);
+    /// <summary>Words per packed row of <paramref name="count"/> codes: compressed-tensors (0.18 and later) packs densely,
+    /// code i at bits [i·b, (i + 1)·b) of the row's little-endian bitstream, a code of 3, 5, 6 or 7 bits straddling two
+    /// words where it must (32 codes fill exactly b words).</summary>
+    internal static int PackedWords(int count, int bits) => (int)(((long)count * bits + 31) / 32);
+
+    /// <summary>Words per row in the layout compressed-tensors wrote before 0.18: ⌊32/b⌋ codes per word, the high bits
+    /// unused. It equals <see cref="PackedWords"/> for 1, 2, 4 and 8 bits.</summary>
+    internal static int LegacyPackedWords(int count, int bits) => (count + 32 / bits - 1) / (32 / bits);
+
+    /// <summary>Whether a stored word count can only be the legacy layout (read for files of older writers, ours
+    /// included); when both layouts give the same count the current dense one is assumed.</summary>
+    private static bool IsLegacyPacking(long storedWords, int count, int bits) =>
+        storedWords != PackedWords(count, bits) && storedWords == LegacyPackedWords(count, bits);
 
     internal static int[] PackRowsToInt32(byte[] codes, int rows, int columns, int bits)
     {
-        int perWord = 32 / bits, words = PackedWords(columns, bits);
+        int words = PackedWords(columns, bits);
         var packed = new int[rows * words];
         for (int r = 0; r < rows; r++)
         {
+            Span<int> row = packed.AsSpan(r * words, words);
             for (int c = 0; c < columns; c++)
             {
-                packed[r * words + c / perWord] |= codes[r * columns + c] << (c % perWord * bits);
+                PutBits(row, 0, 1, c, bits, codes[r * columns + c]);
             }
         }
 
         return packed;
     }
 
-    internal static byte[] UnpackRowsFromInt32(int[] packed, int rows, int columns, int bits)
+    internal static byte[] UnpackRowsFromInt32(int[] packed, int rows, int columns, int bits, bool legacy = false)
     {
-        int perWord = 32 / bits, words = PackedWords(columns, bits), mask = (1 << bits) - 1;
+        int words = legacy ? LegacyPackedWords(columns, bits) : PackedWords(columns, bits);
         var codes = new byte[rows * columns];
         for (int r = 0; r < rows; r++)
         {
+            ReadOnlySpan<int> row = packed.AsSpan(r * words, words);
             for (int c = 0; c < columns; c++)
             {
-                codes[r * columns + c] = (byte)((packed[r * words + c / perWord] >>> (c % perWord * bits)) & mask);
+                codes[r * columns + c] = (byte)GetBits(row, 0, 1, c, bits, legacy);
             }
         }
 
         return codes;
+    }
+
+    /// <summary>Writes code <paramref name="index"/> of a dense bitstream whose words are <paramref name="words"/>[k·stride + column].</summary>
+    private static void PutBits(Span<int> words, int column, int stride, int index, int bits, int code)
+    {
+        long bit = (long)index * bits;
+        int word = (int)(bit >> 5), offset = (int)(bit & 31);
+        words[word * stride + column] |= code << offset;
+        if (offset + bits > 32)
+        {
+            words[(word + 1) * stride + column] |= code >>> (32 - offset);
+        }
+    }
+
+    /// <summary>Reads code <paramref name="index"/> of a dense (or legacy: ⌊32/b⌋ per word) bitstream.</summary>
+    private static int GetBits(ReadOnlySpan<int> words, int column, int stride, int index, int bits, bool legacy)
+    {
+        int mask = (1 << bits) - 1;
+        if (legacy)
+        {
+            int perWord = 32 / bits;
+            return (words[index / perWord * stride + column] >>> (index % perWord * bits)) & mask;
+        }
+
+        long bit = (long)index * bits;
+        int word = (int)(bit >> 5), offset = (int)(bit & 31);
+        uint value = (uint)words[word * stride + column] >> offset;
+        if (offset + bits > 32)
+        {
+            value |= (uint)words[(word + 1) * stride + column] << (32 - offset);
+        }
+
+        return (int)(value & (uint)mask);
     }
 
     private static SafetensorsTensorInfo Info(SafetensorsCheckpoint checkpoint, string name, SafetensorsDType dtype)
