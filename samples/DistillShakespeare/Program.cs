@@ -65,13 +65,13 @@ table.AppendLine("| model | student | trained values | loss before | loss after 
 table.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- |");
 foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-char" }.Where(m => models == "both" || m.StartsWith(models, StringComparison.Ordinal)))
 {
-    using CausalLanguageModel teacher = HuggingFaceModels.Load(SampleData.File(model));
+    using CausalLanguageModel teacher = HuggingFaceModels.Load(DataFolder.File(model));
     double dense = LanguageModelEvaluator.Evaluate(teacher, validation, window: 256, batchSize: 32).Loss;
     Console.Error.WriteLine($"{model}: dense loss {dense:F4}");
     foreach (Scheme scheme in schemes.Where(s => filter.Length == 0 || filter.Split('|').Any(f => s.Name.Contains(f, StringComparison.Ordinal))))
     {
         var clock = Stopwatch.StartNew();
-        CausalLanguageModel student = scheme.FromTeacher ? scheme.Build(teacher) : scheme.Build(HuggingFaceModels.Load(SampleData.File(model)));
+        CausalLanguageModel student = scheme.FromTeacher ? scheme.Build(teacher) : scheme.Build(HuggingFaceModels.Load(DataFolder.File(model)));
         double compressSeconds = clock.Elapsed.TotalSeconds;
         double before = LanguageModelEvaluator.Evaluate(student, validation, window: 256, batchSize: 32).Loss;
         Console.Error.WriteLine($"  {scheme.Name}: before {before:F4} ({compressSeconds:F1} s)");
@@ -102,7 +102,7 @@ foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-cha
     {
         var clock = Stopwatch.StartNew();
         double before;
-        using (CausalLanguageModel quantized = HuggingFaceModels.Load(SampleData.File(model)))
+        using (CausalLanguageModel quantized = HuggingFaceModels.Load(DataFolder.File(model)))
         {
             Quantizer.Apply(quantized, plain, calibration);
             before = LanguageModelEvaluator.Evaluate(quantized, validation, window: 256, batchSize: 32).Loss;
@@ -110,7 +110,7 @@ foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-cha
 
         double compressSeconds = clock.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"  {name}: before {before:F4} ({compressSeconds:F1} s)");
-        using CausalLanguageModel refitted = HuggingFaceModels.Load(SampleData.File(model));
+        using CausalLanguageModel refitted = HuggingFaceModels.Load(DataFolder.File(model));
         clock.Restart();
         ReconstructionReport report = Reconstructor.Apply(refitted, new ReconstructorOptions(inner), calibration);
         double refitSeconds = clock.Elapsed.TotalSeconds;

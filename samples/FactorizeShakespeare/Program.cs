@@ -63,7 +63,7 @@ foreach ((string name, FactorizerOptions? options) in schemes.Where(s => s.Name.
     string share = "", times = "";
     foreach (string model in new[] { "gpt2-shakespeare-char", "llama-shakespeare-char" })
     {
-        using CausalLanguageModel lm = HuggingFaceModels.Load(SampleData.File(model));
+        using CausalLanguageModel lm = HuggingFaceModels.Load(DataFolder.File(model));
         double seconds = 0;
         bool dense = options is null && name != Int2Alone;
         if (name == Int2Alone)

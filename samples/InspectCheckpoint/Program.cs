@@ -55,7 +55,7 @@ Console.WriteLine();
 Console.WriteLine($"{parameters:N0} parameters, {bytes / 1048576.0:F2} MiB of tensor data, read in {clock.Elapsed.TotalMilliseconds:F0} ms.");
 return 0;
 
-// The shared data folder beside the repository (samples/Shared/SampleData.cs).
-static string DefaultCheckpoint() => Path.Combine(SampleData.Root, "llama-shakespeare-char", "model.safetensors");
+// The shared data folder beside the repository (samples/Shared/DataFolder.cs).
+static string DefaultCheckpoint() => Path.Combine(DataFolder.Root, "llama-shakespeare-char", "model.safetensors");
 
 static string Truncate(string s, int width) => s.Length <= width ? s : "…" + s[^(width - 1)..];

@@ -51,7 +51,7 @@ foreach ((string name, PrunerOptions? options) in schemes.Where(s => s.Options i
     string sparsity = "", times = "";
     foreach (string model in new[] { "gpt2-shakespeare-char", "llama-shakespeare-char" })
     {
-        using CausalLanguageModel lm = HuggingFaceModels.Load(SampleData.File(model));
+        using CausalLanguageModel lm = HuggingFaceModels.Load(DataFolder.File(model));
         double seconds = 0;
         if (options is not null)
         {

@@ -65,7 +65,7 @@ foreach ((string name, QuantizerOptions? options) in schemes.Where(s => s.Option
     string bits = "", times = "";
     foreach (string model in new[] { "gpt2-shakespeare-char", "llama-shakespeare-char" })
     {
-        using CausalLanguageModel lm = HuggingFaceModels.Load(SampleData.File(model));
+        using CausalLanguageModel lm = HuggingFaceModels.Load(DataFolder.File(model));
         double seconds = 0;
         if (options is not null)
         {

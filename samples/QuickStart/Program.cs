@@ -146,6 +146,7 @@ foreach ((string method, Color color) in new[] { ("RTN", Colors.SteelBlue), ("GP
 plot.Title("TinyStories-656K: perplexity vs bits per weight of the linear layers");
 plot.XLabel("bits per weight (scales included)");
 plot.YLabel("perplexity (8 windows of BOS + 255 tokens)");
+plot.Axes.SetLimitsX(3, 9);
 plot.ShowLegend(Alignment.UpperRight);
 Console.WriteLine($"plot: {SamplePlots.Save(plot, plots, "quickstart-perplexity-vs-bits")} (and .svg)");
 Console.WriteLine($"total {total.Elapsed.TotalSeconds:F0} s");

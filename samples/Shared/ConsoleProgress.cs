@@ -41,6 +41,17 @@ internal static class ConsoleProgress
             return 0;
         });
 
+    /// <summary>
+    /// A sink for another progress type (a training loop's steps, say) that forwards to <paramref name="sink"/>
+    /// through <paramref name="map"/>.
+    /// </summary>
+    public static IProgress<T> Map<T>(IProgress<CompressionProgress> sink, Func<T, CompressionProgress> map) => new Mapped<T>(sink, map);
+
+    private sealed class Mapped<T>(IProgress<CompressionProgress> sink, Func<T, CompressionProgress> map) : IProgress<T>
+    {
+        public void Report(T value) => sink.Report(map(value));
+    }
+
     // Reports arrive on whatever thread the library reports from; ProgressTask is thread-safe, so report at once
     // (System.Progress<T> would post to the thread pool and could reorder them).
     private sealed class BarSink(ProgressTask task, string title) : IProgress<CompressionProgress>

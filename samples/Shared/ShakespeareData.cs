@@ -19,8 +19,8 @@ internal sealed record ShakespeareData(string Text, CharacterTokenizer Tokenizer
     /// <summary>Reads and splits the corpus; <paramref name="windows"/> limits the validation split (default: all 435).</summary>
     public static ShakespeareData Load(int windows = int.MaxValue)
     {
-        string text = File.ReadAllText(SampleData.File("tinyshakespeare", "input.txt"));
-        string alphabet = JsonDocument.Parse(File.ReadAllText(SampleData.File("meta.json"))).RootElement.GetProperty("vocab").GetString()!;
+        string text = File.ReadAllText(DataFolder.File("tinyshakespeare", "input.txt"));
+        string alphabet = JsonDocument.Parse(File.ReadAllText(DataFolder.File("meta.json"))).RootElement.GetProperty("vocab").GetString()!;
         var tokenizer = new CharacterTokenizer(alphabet);
         int[] ids = tokenizer.Encode(text);
         int split = (int)(0.9 * text.Length);

@@ -34,7 +34,7 @@ internal sealed class TinyStoriesData
     }
 
     /// <summary>The checkpoint folder (config.json, model.safetensors, tokenizer.json).</summary>
-    public static string ModelFolder => SampleData.File("tinystories-656k");
+    public static string ModelFolder => DataFolder.File("tinystories-656k");
 
     /// <summary>The model's BPE tokenizer.</summary>
     public BpeTokenizer Tokenizer { get; }
@@ -48,8 +48,8 @@ internal sealed class TinyStoriesData
     /// <summary>Reads the tokenizer and the validation sample.</summary>
     public static TinyStoriesData Load()
     {
-        BpeTokenizer tokenizer = BpeTokenizer.FromHuggingFaceJson(SampleData.File("tinystories-656k", "tokenizer.json"));
-        string text = File.ReadAllText(SampleData.File("tinystories", "val-sample.txt"));
+        BpeTokenizer tokenizer = BpeTokenizer.FromHuggingFaceJson(DataFolder.File("tinystories-656k", "tokenizer.json"));
+        string text = File.ReadAllText(DataFolder.File("tinystories", "val-sample.txt"));
         // Characters are code points, as in the protocol; the text is ASCII in practice but a rune-wise cut is exact.
         var evaluation = new StringBuilder();
         int offset = 0, count = 0;
@@ -89,7 +89,7 @@ internal sealed class TinyStoriesData
         int[] tokens = TrainingTokens(count * (length - 1) * 6);
         if (tokens.Length < count * (length - 1))
         {
-            SampleData.Fail($"The validation sample holds {tokens.Length} tokens after its evaluation text; {count} calibration sequences of {length} need {count * (length - 1)}.");
+            DataFolder.Fail($"The validation sample holds {tokens.Length} tokens after its evaluation text; {count} calibration sequences of {length} need {count * (length - 1)}.");
         }
 
         return Enumerable.Range(0, count)

@@ -4,7 +4,7 @@
 namespace Compression.Samples;
 
 /// <summary>Paths inside the shared data folder (<c>../shared/data</c> relative to the repository root).</summary>
-internal static class SampleData
+internal static class DataFolder
 {
     private static string? root;
 
