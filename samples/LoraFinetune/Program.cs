@@ -17,7 +17,7 @@ using ScottPlot;
 using TorchSharp;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-int steps = args.Length > 0 && int.TryParse(args[0], CultureInfo.InvariantCulture, out int s) ? s : 150;
+int steps = args.Length > 0 && int.TryParse(args[0], CultureInfo.InvariantCulture, out int s) ? s : 100;
 int outIndex = Array.IndexOf(args, "--out");
 string outputFolder = Path.GetFullPath(outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : Path.Combine("out", "lora"));
 string plots = SamplePlots.Folder(args);
