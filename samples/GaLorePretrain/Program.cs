@@ -30,6 +30,7 @@ const int Batch = 8, Rank = 32;
 var table = new MarkdownTable("optimizer", "state bytes, measured", "state bytes, formula", "vs AdamW", "held-out loss at start → end", "time");
 var plot = new Plot();
 long adamWBytes = 0;
+string projectedLine = "";
 foreach (string name in new[] { "AdamW", "GaLoreAdamW" })
 {
     using CausalLanguageModel model = TinyStoriesData.LoadModel();
@@ -59,6 +60,10 @@ foreach (string name in new[] { "AdamW", "GaLoreAdamW" })
         }
 
         formula = Numbers.Bytes(report.FormulaBytes);
+        GaLoreMemoryRow[] projected = report.Parameters.Where(p => p.Rank is not null).ToArray();
+        projectedLine = $"the {projected.Length} projected matrices alone: {Numbers.Bytes(projected.Sum(p => p.StateBytes))} bytes of GaLore state " +
+                        $"against {Numbers.Bytes(projected.Sum(p => p.AdamWBytes))} for AdamW ({(double)projected.Sum(p => p.StateBytes) / projected.Sum(p => p.AdamWBytes):P1}); " +
+                        "the embedding (tied with the head) is not projected and keeps AdamW's two moments in both runs";
     }
     else
     {
@@ -76,6 +81,7 @@ Console.WriteLine($"Pre-training TinyStories-656K's architecture from random wei
                   $"AdamW lr 2e-3; GaLoreAdamW rank {Rank}, projection refreshed every 50 steps, scale 0.25, lr 1e-2; loss in nats per token");
 Console.WriteLine();
 Console.WriteLine(table);
+Console.WriteLine(projectedLine);
 plot.Title("Pre-training from scratch: AdamW vs GaLoreAdamW");
 plot.XLabel("step");
 plot.YLabel("cross-entropy, nats per token");

@@ -24,7 +24,7 @@ string plots = SamplePlots.Folder(args);
 var total = Stopwatch.StartNew();
 
 TinyStoriesData data = TinyStoriesData.Load();
-int[][] calibration = data.CalibrationSequences(128);
+int[][] calibration = data.CalibrationSequences(32);
 // Training text for the recovery: the stories after the evaluation text (about 170,000 tokens), never scored.
 int[] training = data.TrainingTokens(800_000);
 
@@ -72,7 +72,7 @@ double linearSparsity = pruned.Layers.Sum(l => l.Sparsity * l.Rows * l.Columns) 
 table.Add("dense FP32 (teacher)", dense.ToString("F3"), "", "0%", "");
 table.Add("SparseGPT 2:4", afterPruning.ToString("F3"), Numbers.Signed(afterPruning - dense, "F3"), $"{100 * linearSparsity:F1}%", $"{pruned.Elapsed.TotalSeconds:F1} s");
 table.Add($"2:4 + distillation ({steps} steps)", recovered.ToString("F3"), Numbers.Signed(recovered - dense, "F3"), $"{100 * linearSparsity:F1}%", $"{distillSeconds:F1} s");
-Console.WriteLine($"TinyStories-656K, 2:4 SparseGPT on the {pruned.Layers.Count} linear layers (128 calibration windows), recovered by distillation " +
+Console.WriteLine($"TinyStories-656K, 2:4 SparseGPT on the {pruned.Layers.Count} linear layers (32 calibration windows), recovered by distillation " +
                   $"from the dense model (KL on the logits, {distilled.TrainableParameters:N0} unpruned weights trained, batches of {batch} × 256 tokens)");
 Console.WriteLine();
 Console.WriteLine(table);

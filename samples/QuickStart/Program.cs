@@ -1,6 +1,6 @@
 // The main job: TinyStories-656K (../shared/data/tinystories-656k) quantized with every weight format the library
 // writes, round to nearest and GPTQ, each scored with the perplexity protocol of ../shared/data/README.md (8 windows
-// of BOS + 255 tokens over the first 20,000 characters of tinystories/val-sample.txt). GPTQ calibrates on 128 windows
+// of BOS + 255 tokens over the first 20,000 characters of tinystories/val-sample.txt). GPTQ calibrates on 32 windows
 // taken from the stories after those 20,000 characters, so nothing it sees is scored. Prints the table, plots
 // perplexity against bits per weight, and saves the GPTQ INT4 model as a compressed-tensors checkpoint.
 //
@@ -26,7 +26,7 @@ string plots = SamplePlots.Folder(args);
 var total = Stopwatch.StartNew();
 
 TinyStoriesData data = TinyStoriesData.Load();
-int[][] calibration = data.CalibrationSequences(128);
+int[][] calibration = data.CalibrationSequences(32);
 
 RtnOptions int4 = new() { Format = NumberFormat.Int4, Granularity = Granularity.PerGroup(32), ScaleStorage = ScaleEncoding.Float16 };
 RtnOptions int3 = int4 with { Format = NumberFormat.Int3 };
