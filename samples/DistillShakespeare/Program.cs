@@ -10,24 +10,17 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Compression;
 using Compression.Distillation;
 using Compression.Pruning;
 using Compression.Quantization;
-using Compression.Text;
+using Compression.Samples;
 using Compression.TorchSharp.Adapters;
 using Compression.TorchSharp.Distillation;
 using Compression.TorchSharp.Evaluation;
 using Compression.TorchSharp.Models;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-string data = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data"));
-if (!Directory.Exists(data))
-{
-    data = Path.GetFullPath("../shared/data");
-}
-
 string? outputPath = args.Length > 0 && args[0] != "-" ? args[0] : null;
 int steps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200;
 int batch = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 8;
@@ -35,18 +28,11 @@ int windows = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture)
 string filter = args.Length > 4 ? args[4] : "";
 string models = args.Length > 5 ? args[5] : "llama";
 
-string text = File.ReadAllText(Path.Combine(data, "tinyshakespeare", "input.txt"));
-string alphabet = JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "meta.json"))).RootElement.GetProperty("vocab").GetString()!;
-int[] ids = new CharacterTokenizer(alphabet).Encode(text);
-int split = (int)(0.9 * text.Length);
-int[] train = ids[..split], validation = ids[split..];
-if (windows != int.MaxValue)
-{
-    validation = validation[..(windows * 256 + 1)];
-}
-
-// 32 calibration windows of 256 characters spread evenly over the training split (the same as docs/results.md).
-int[][] calibration = Enumerable.Range(0, 32).Select(i => train.AsSpan(i * (train.Length / 32), 256).ToArray()).ToArray();
+// The shakespeare-char protocol (samples/Shared/ShakespeareData.cs): 90% / 10% split, 32 calibration windows of 256
+// characters spread evenly over the training split (the same as docs/results.md).
+ShakespeareData corpus = ShakespeareData.Load(windows);
+int[] train = corpus.Train, validation = corpus.Validation;
+int[][] calibration = corpus.Calibration;
 RtnOptions int2 = RtnOptions.W4Group128 with { Format = NumberFormat.Int2 };
 QuantizerOptions gptqInt2 = QuantizerOptions.W4A16 with { Quantization = int2, Method = QuantizationMethod.Gptq };
 var kl = new DistillationObjective();                                      // forward KL on the logits, T = 1
@@ -79,13 +65,13 @@ table.AppendLine("| model | student | trained values | loss before | loss after 
 table.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- |");
 foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-char" }.Where(m => models == "both" || m.StartsWith(models, StringComparison.Ordinal)))
 {
-    using CausalLanguageModel teacher = HuggingFaceModels.Load(Path.Combine(data, model));
+    using CausalLanguageModel teacher = HuggingFaceModels.Load(DataFolder.File(model));
     double dense = LanguageModelEvaluator.Evaluate(teacher, validation, window: 256, batchSize: 32).Loss;
     Console.Error.WriteLine($"{model}: dense loss {dense:F4}");
     foreach (Scheme scheme in schemes.Where(s => filter.Length == 0 || filter.Split('|').Any(f => s.Name.Contains(f, StringComparison.Ordinal))))
     {
         var clock = Stopwatch.StartNew();
-        CausalLanguageModel student = scheme.FromTeacher ? scheme.Build(teacher) : scheme.Build(HuggingFaceModels.Load(Path.Combine(data, model)));
+        CausalLanguageModel student = scheme.FromTeacher ? scheme.Build(teacher) : scheme.Build(HuggingFaceModels.Load(DataFolder.File(model)));
         double compressSeconds = clock.Elapsed.TotalSeconds;
         double before = LanguageModelEvaluator.Evaluate(student, validation, window: 256, batchSize: 32).Loss;
         Console.Error.WriteLine($"  {scheme.Name}: before {before:F4} ({compressSeconds:F1} s)");
@@ -101,7 +87,7 @@ foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-cha
         double distilSeconds = clock.Elapsed.TotalSeconds;
         double after = LanguageModelEvaluator.Evaluate(student, validation, window: 256, batchSize: 32).Loss;
         Console.Error.WriteLine($"  {scheme.Name}: after {after:F4} ({distilSeconds:F1} s)");
-        table.AppendLine($"| {model} | {scheme.Name} | {report.TrainableParameters:N0} | {before:F4} | {after:F4} | {Signed(after - before, "F4")} | {dense:F4} | {compressSeconds:F0} s / {distilSeconds:F0} s |");
+        table.AppendLine($"| {model} | {scheme.Name} | {report.TrainableParameters:N0} | {before:F4} | {after:F4} | {Numbers.Signed(after - before, "F4")} | {dense:F4} | {compressSeconds:F0} s / {distilSeconds:F0} s |");
         student.Dispose();
     }
 
@@ -116,7 +102,7 @@ foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-cha
     {
         var clock = Stopwatch.StartNew();
         double before;
-        using (CausalLanguageModel quantized = HuggingFaceModels.Load(Path.Combine(data, model)))
+        using (CausalLanguageModel quantized = HuggingFaceModels.Load(DataFolder.File(model)))
         {
             Quantizer.Apply(quantized, plain, calibration);
             before = LanguageModelEvaluator.Evaluate(quantized, validation, window: 256, batchSize: 32).Loss;
@@ -124,13 +110,13 @@ foreach (string model in new[] { "llama-shakespeare-char", "gpt2-shakespeare-cha
 
         double compressSeconds = clock.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"  {name}: before {before:F4} ({compressSeconds:F1} s)");
-        using CausalLanguageModel refitted = HuggingFaceModels.Load(Path.Combine(data, model));
+        using CausalLanguageModel refitted = HuggingFaceModels.Load(DataFolder.File(model));
         clock.Restart();
         ReconstructionReport report = Reconstructor.Apply(refitted, new ReconstructorOptions(inner), calibration);
         double refitSeconds = clock.Elapsed.TotalSeconds;
         double after = LanguageModelEvaluator.Evaluate(refitted, validation, window: 256, batchSize: 32).Loss;
         Console.Error.WriteLine($"  {name}: after {after:F4} ({refitSeconds:F1} s)");
-        table.AppendLine($"| {model} | {name} | {report.Layers.Sum(l => (long)l.Fit.ParameterCount):N0} (no training) | {before:F4} | {after:F4} | {Signed(after - before, "F4")} | {dense:F4} | {compressSeconds:F0} s / {refitSeconds:F0} s (compress + fit) |");
+        table.AppendLine($"| {model} | {name} | {report.Layers.Sum(l => (long)l.Fit.ParameterCount):N0} (no training) | {before:F4} | {after:F4} | {Numbers.Signed(after - before, "F4")} | {dense:F4} | {compressSeconds:F0} s / {refitSeconds:F0} s (compress + fit) |");
     }
 }
 
@@ -141,12 +127,6 @@ if (outputPath is not null)
     File.WriteAllText(outputPath, table.ToString());
 }
 
-// "+0.0012" / "−0.0012" / "+0.0000": the sign of the value as printed, never "-0.0000".
-static string Signed(double value, string format)
-{
-    string digits = Math.Abs(value).ToString(format, CultureInfo.InvariantCulture);
-    return (value < 0 && digits.Any(c => c is >= '1' and <= '9') ? "−" : "+") + digits;
-}
 
 /// <summary>A student: how to build it from a fresh copy of the model (or from the teacher) and how to distil it.</summary>
 internal sealed record Scheme(string Name, Func<CausalLanguageModel, CausalLanguageModel> Build, DistillerOptions Options, bool FromTeacher = false);

@@ -7,6 +7,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
 using Compression.Safetensors;
+using Compression.Samples;
 using Compression.Tensors;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -54,19 +55,7 @@ Console.WriteLine();
 Console.WriteLine($"{parameters:N0} parameters, {bytes / 1048576.0:F2} MiB of tensor data, read in {clock.Elapsed.TotalMilliseconds:F0} ms.");
 return 0;
 
-static string DefaultCheckpoint()
-{
-    // The repository root is the first folder above this program that holds Compression.sln; the shared data sits
-    // beside it. Falls back to the working directory so a plain 'dotnet run' from the root works too.
-    for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
-    {
-        if (File.Exists(Path.Combine(d.FullName, "Compression.sln")))
-        {
-            return Path.Combine(d.FullName, "..", "shared", "data", "llama-shakespeare-char", "model.safetensors");
-        }
-    }
-
-    return Path.Combine("..", "shared", "data", "llama-shakespeare-char", "model.safetensors");
-}
+// The shared data folder beside the repository (samples/Shared/DataFolder.cs).
+static string DefaultCheckpoint() => Path.Combine(DataFolder.Root, "llama-shakespeare-char", "model.safetensors");
 
 static string Truncate(string s, int width) => s.Length <= width ? s : "…" + s[^(width - 1)..];

@@ -8,37 +8,23 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Compression;
 using Compression.Quantization;
 using Compression.Quantization.Rotation;
-using Compression.Text;
+using Compression.Samples;
 using Compression.TorchSharp.Evaluation;
 using Compression.TorchSharp.Models;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-string data = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data"));
-if (!Directory.Exists(data))
-{
-    data = Path.GetFullPath("../shared/data");
-}
-
 string? outputPath = args.Length > 0 && args[0] != "-" ? args[0] : null;
 int windows = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : int.MaxValue;
 string filter = args.Length > 2 ? args[2] : "";
 
-string text = File.ReadAllText(Path.Combine(data, "tinyshakespeare", "input.txt"));
-string alphabet = JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "meta.json"))).RootElement.GetProperty("vocab").GetString()!;
-int[] ids = new CharacterTokenizer(alphabet).Encode(text);
-int split = (int)(0.9 * text.Length);
-int[] train = ids[..split], validation = ids[split..];
-if (windows != int.MaxValue)
-{
-    validation = validation[..(windows * 256 + 1)];
-}
-
-// 32 calibration windows of 256 characters spread evenly over the training split.
-int[][] calibration = Enumerable.Range(0, 32).Select(i => train.AsSpan(i * (train.Length / 32), 256).ToArray()).ToArray();
+// The shakespeare-char protocol (samples/Shared/ShakespeareData.cs): 90% / 10% split, 32 calibration windows of 256
+// characters spread evenly over the training split (the same as docs/results.md).
+ShakespeareData corpus = ShakespeareData.Load(windows);
+int[] train = corpus.Train, validation = corpus.Validation;
+int[][] calibration = corpus.Calibration;
 GptqOptions gptq = new();
 var schemes = new (string Name, QuantizerOptions? Options)[]
 {
@@ -79,7 +65,7 @@ foreach ((string name, QuantizerOptions? options) in schemes.Where(s => s.Option
     string bits = "", times = "";
     foreach (string model in new[] { "gpt2-shakespeare-char", "llama-shakespeare-char" })
     {
-        using CausalLanguageModel lm = HuggingFaceModels.Load(Path.Combine(data, model));
+        using CausalLanguageModel lm = HuggingFaceModels.Load(DataFolder.File(model));
         double seconds = 0;
         if (options is not null)
         {
@@ -99,7 +85,7 @@ foreach ((string name, QuantizerOptions? options) in schemes.Where(s => s.Option
         double delta = score.Loss - baseline[model];
         cells.Add(score.Loss.ToString("F4"));
         cells.Add(score.Perplexity.ToString("F3"));
-        cells.Add(options is null ? "" : $"{Signed(delta, "F4")} ({Signed(100 * delta / baseline[model], "F2")}%)");
+        cells.Add(options is null ? "" : $"{Numbers.Signed(delta, "F4")} ({Numbers.Signed(100 * delta / baseline[model], "F2")}%)");
         times += (times.Length > 0 ? " / " : "") + (options is null ? "" : $"{seconds:F1} s");
         Console.Error.WriteLine($"{name}, {model}: loss {score.Loss:F4} ({seconds:F1} s)");
     }
@@ -115,9 +101,3 @@ if (outputPath is not null)
     File.WriteAllText(outputPath, table.ToString());
 }
 
-// "+0.0012" / "−0.0012" / "+0.0000": the sign of the value as printed, never "-0.0000".
-static string Signed(double value, string format)
-{
-    string digits = Math.Abs(value).ToString(format, CultureInfo.InvariantCulture);
-    return (value < 0 && digits.Any(c => c is >= '1' and <= '9') ? "−" : "+") + digits;
-}
