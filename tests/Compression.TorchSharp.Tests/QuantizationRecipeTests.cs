@@ -114,6 +114,7 @@ public class QuantizationRecipeTests
                 Overrides = [new("lm_head", RtnOptions.W8PerChannel with { Granularity = Granularity.PerTensor })],
             }),
             new QuantizationStage("nf4", QuantizerOptions.W4A16 with { Quantization = RtnOptions.Nf4, Targets = ["Linear"] }),
+            new QuantizationStage("w8a8", QuantizerOptions.W8A8Fp8Dynamic with { Quantization = RtnOptions.Fp8PerChannel with { ScaleStorage = ScaleEncoding.BFloat16 } }),
         ]);
 
         string json = recipe.ToJson();
@@ -130,6 +131,7 @@ public class QuantizationRecipeTests
             Assert.Equal(expected.Targets, actual.Targets);
             Assert.Equal(expected.Ignore, actual.Ignore);
             Assert.Equal(expected.Overrides, actual.Overrides);
+            Assert.Equal(expected.InputActivations, actual.InputActivations);
             if (expected.Method == QuantizationMethod.Gptq)
             {
                 // GptqOptions.Quantization is replaced by each layer's format, so it is not part of the recipe.
