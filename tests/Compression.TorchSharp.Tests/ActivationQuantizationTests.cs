@@ -113,9 +113,9 @@ public class ActivationQuantizationTests
         using Tensor copy = input.clone();
         using Tensor output = ActivationFakeQuantization.Apply(input, Fp8);
         Assert.Equal(ScalarType.BFloat16, output.dtype);
-        Assert.True(input.equal(copy).item<bool>());
+        Assert.True(input.equal(copy).all().item<bool>());
         using Tensor expected = ActivationFakeQuantization.Apply(input.to(ScalarType.Float32), Fp8).to(ScalarType.BFloat16);
-        Assert.True(output.equal(expected).item<bool>());
+        Assert.True(output.equal(expected).all().item<bool>());
         Assert.Throws<ArgumentException>(() => ActivationFakeQuantization.Apply(torch.ones(3, ScalarType.Int64), Fp8));
     }
 
@@ -134,8 +134,8 @@ public class ActivationQuantizationTests
         using Tensor expected = plain.call(quantized);
         using Tensor actual = w8a8.call(x);
         using Tensor unquantized = plain.call(x);
-        Assert.True(expected.equal(actual).item<bool>());
-        Assert.False(unquantized.equal(actual).item<bool>());
+        Assert.True(expected.equal(actual).all().item<bool>());
+        Assert.False(unquantized.equal(actual).all().item<bool>());
     }
 
     [Fact]
@@ -148,14 +148,14 @@ public class ActivationQuantizationTests
         Assert.All(report.Layers, l => Assert.Same(Fp8, l.InputActivations));
         using Tensor fake = Logits(model);
         using Tensor fp8 = Logits(weightOnly);
-        Assert.False(fake.equal(fp8).item<bool>(), "the fake-quantized W8A8 model must quantize its activations");
+        Assert.False(fake.equal(fp8).all().item<bool>(), "the fake-quantized W8A8 model must quantize its activations");
         // The activations' rounding moves the logits a little, not a lot.
         Assert.True((fake - fp8).abs().max().item<float>() < 0.5f * fp8.abs().max().item<float>());
 
         Quantizer.Pack(model, report);
         Assert.All(model.named_modules().Select(m => m.module).OfType<QuantizedLinear>(), l => Assert.Same(Fp8, l.InputActivations));
         using Tensor packed = Logits(model);
-        Assert.True(fake.equal(packed).item<bool>(), "packed W8A8 logits differ from fake-quantized ones");
+        Assert.True(fake.equal(packed).all().item<bool>(), "packed W8A8 logits differ from fake-quantized ones");
 
         using TemporaryDirectory folder = RandomData.CreateTemporaryDirectory();
         CompressedModels.Save(model, folder.Path);
@@ -165,7 +165,7 @@ public class ActivationQuantizationTests
         using CausalLanguageModel reloaded = HuggingFaceModels.Load(folder.Path);
         Assert.All(reloaded.named_modules().Select(m => m.module).OfType<QuantizedLinear>(), l => Assert.Equal(Fp8, l.InputActivations));
         using Tensor again = Logits(reloaded);
-        Assert.True(packed.equal(again).item<bool>(), "the reloaded W8A8 model's logits differ");
+        Assert.True(packed.equal(again).all().item<bool>(), "the reloaded W8A8 model's logits differ");
     }
 
     [Fact]
@@ -183,7 +183,7 @@ public class ActivationQuantizationTests
         });
         Assert.ThrowsAny<OperationCanceledException>(() => Quantizer.Apply(model, QuantizerOptions.W8A8Fp8Dynamic, [], progress, cancellation.Token));
         using Tensor after = Logits(model);
-        Assert.True(before.equal(after).item<bool>(), "a cancelled run must leave the model as it was, activations included");
+        Assert.True(before.equal(after).all().item<bool>(), "a cancelled run must leave the model as it was, activations included");
     }
 
     private sealed class SynchronousProgress(Action<CompressionProgress> report) : IProgress<CompressionProgress>
