@@ -65,6 +65,13 @@ public static class ActivationFakeQuantization
         Tensor step = torch.tensor(table, device: x.device).index_select(0, index.flatten()).view(v.shape);
         Tensor q = (v / step).round() * step;
         Tensor result = (q * scale).to(input.dtype);
+        if (input.requires_grad)
+        {
+            // Training through the layer (distillation): rounding has no useful gradient, so pass it straight through.
+            using var withGrad = torch.enable_grad();
+            result = input + (result - input).detach();
+        }
+
         return result.MoveToOuterDisposeScope();
     }
 }

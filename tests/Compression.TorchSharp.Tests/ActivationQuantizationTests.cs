@@ -120,6 +120,19 @@ public class ActivationQuantizationTests
     }
 
     [Fact]
+    public void Gradients_PassStraightThrough()
+    {
+        using Tensor x = torch.randn(4, 8).requires_grad_(true);
+        using Tensor y = ActivationFakeQuantization.Apply(x, Fp8);
+        using Tensor loss = (y * y).sum();
+        loss.backward();
+        using Tensor plain = ActivationFakeQuantization.Apply(x.detach(), Fp8);
+        using Tensor expected = 2 * y.detach();
+        Assert.True(x.grad!.equal(expected).all().item<bool>(), "d(y²)/dx must be 2y: the rounding passes the gradient straight through");
+        Assert.True((y.detach() - plain).abs().max().item<float>() <= 1e-6f * plain.abs().max().item<float>());
+    }
+
+    [Fact]
     public void QuantizedLinear_QuantizesItsInputBeforeTheMatmul()
     {
         var random = new Random(9);
