@@ -22,7 +22,8 @@ public enum QuantizationMethod
 
 /// <summary>
 /// What <c>Quantizer</c> does to a model: the format, the method,
-/// which linear layers, and per-layer overrides. Weight-only: activations stay float32.
+/// which linear layers, and per-layer overrides. Weight-only by default: activations stay float32 unless
+/// <see cref="InputActivations"/> declares dynamic per-token FP8 (<see cref="W8A8Fp8Dynamic"/>).
 /// </summary>
 /// <remarks>
 /// Patterns match module names (<c>model.layers.0.mlp.down_proj</c>): <c>Linear</c> matches every linear layer, a
@@ -53,6 +54,15 @@ public sealed record QuantizerOptions
     /// <summary>FP8 E4M3 weights with a float32 scale per output channel.</summary>
     public static QuantizerOptions Fp8A16 { get; } = new() { Quantization = RtnOptions.Fp8PerChannel };
 
+    /// <summary>FP8 E4M3 weights with a float32 scale per output channel, and input activations quantized to FP8 E4M3
+    /// dynamically, one scale per token computed at run time: compressed-tensors' <c>FP8_DYNAMIC</c> (llm-compressor's
+    /// W8A8-FP8). The checkpoint declares the activations for vLLM; evaluation here simulates them.</summary>
+    public static QuantizerOptions W8A8Fp8Dynamic { get; } = new()
+    {
+        Quantization = RtnOptions.Fp8PerChannel,
+        InputActivations = ActivationQuantization.Fp8PerTokenDynamic,
+    };
+
     /// <summary>OCP MXFP4 weights (E2M1, E8M0 scale per 32).</summary>
     public static QuantizerOptions Mxfp4A16 { get; } = new() { Quantization = RtnOptions.Mxfp4 };
 
@@ -61,8 +71,8 @@ public sealed record QuantizerOptions
 
     /// <summary>
     /// The presets by the names users know from llm-compressor and compressed-tensors. Case is ignored, and <c>-</c> and
-    /// <c>_</c> are interchangeable (<c>w4a16-asym</c> is <c>W4A16_ASYM</c>). Every preset is weight-only: activations stay
-    /// float32.
+    /// <c>_</c> are interchangeable (<c>w4a16-asym</c> is <c>W4A16_ASYM</c>). Every preset but <c>FP8_DYNAMIC</c> is
+    /// weight-only: activations stay float32.
     /// </summary>
     /// <remarks>
     /// <list type="table">
@@ -74,15 +84,18 @@ public sealed record QuantizerOptions
     /// <item><term><c>W3A16</c></term><description>INT3, symmetric, groups of 128 (<see cref="W3A16"/>).</description></item>
     /// <item><term><c>FP8</c>, <c>FP8A16</c></term><description>FP8 E4M3, one float32 scale per output channel
     /// (<see cref="Fp8A16"/>).</description></item>
+    /// <item><term><c>FP8_DYNAMIC</c>, <c>W8A8_FP8</c></term><description>FP8 E4M3 weights per output channel and
+    /// dynamic per-token FP8 E4M3 input activations (<see cref="W8A8Fp8Dynamic"/>).</description></item>
     /// <item><term><c>MXFP4</c>, <c>MXFP4A16</c></term><description>OCP MXFP4: E2M1, E8M0 scale per 32
     /// (<see cref="Mxfp4A16"/>).</description></item>
     /// <item><term><c>NVFP4</c>, <c>NVFP4A16</c></term><description>NVFP4: E2M1, E4M3 scale per 16, float32 tensor scale
     /// (<see cref="Nvfp4A16"/>).</description></item>
     /// </list>
-    /// <para>In llm-compressor <c>FP8</c>, <c>MXFP4</c> and <c>NVFP4</c> also quantize activations; here they name the
-    /// weight scheme only. Names that exist only to quantize activations (<c>W8A8</c>, <c>INT8</c>, <c>W4A8</c>,
-    /// <c>W4AFP8</c>, <c>W8A8-FP8</c>, <c>FP8_DYNAMIC</c>, <c>FP8_BLOCK</c>, <c>NVFP4A4</c>, any <c>WnAm</c> with m &lt; 16)
-    /// are refused with an <see cref="ArgumentException"/> that says so.</para>
+    /// <para>In llm-compressor <c>FP8</c>, <c>MXFP4</c> and <c>NVFP4</c> also quantize activations (FP8 with static
+    /// per-tensor scales); here they name the weight scheme only. The other names that quantize activations (<c>W8A8</c>,
+    /// <c>INT8</c>, <c>W4A8</c>, <c>W4AFP8</c>, <c>FP8_BLOCK</c>, <c>NVFP4A4</c>, any other <c>WnAm</c> with m &lt; 16)
+    /// are refused with an <see cref="ArgumentException"/> that says so: they need INT8 or FP4 activations, static
+    /// activation scales or block-granular weights, which are not implemented.</para>
     /// </remarks>
     /// <param name="name">The preset's name.</param>
     /// <exception cref="ArgumentException">No preset has that name, or the name asks for activation quantization.</exception>
@@ -108,6 +121,8 @@ public sealed record QuantizerOptions
                 return W3A16;
             case "FP8" or "FP8A16":
                 return Fp8A16;
+            case "FP8_DYNAMIC" or "W8A8_FP8":
+                return W8A8Fp8Dynamic;
             case "MXFP4" or "MXFP4A16":
                 return Mxfp4A16;
             case "NVFP4" or "NVFP4A16":
@@ -117,15 +132,15 @@ public sealed record QuantizerOptions
         if (QuantizesActivations(key))
         {
             throw new ArgumentException(
-                $"The preset '{name}' quantizes activations, which is not implemented: Quantizer is weight-only and keeps " +
-                $"activations in float32. Use a weight-only preset: FP8A16 for FP8 weights, or {PresetNames}.",
+                $"The preset '{name}' quantizes activations in a way that is not implemented (only dynamic per-token FP8 " +
+                $"activations are: FP8_DYNAMIC). Use one of {PresetNames}.",
                 nameof(name));
         }
 
         throw new ArgumentException($"No preset '{name}'; presets: {PresetNames} (case and '-'/'_' ignored).", nameof(name));
     }
 
-    private const string PresetNames = "W8A16, W4A16, W4A16_ASYM, W3A16, FP8 (= FP8A16), MXFP4 (= MXFP4A16), NVFP4 (= NVFP4A16)";
+    private const string PresetNames = "W8A16, W4A16, W4A16_ASYM, W3A16, FP8 (= FP8A16), FP8_DYNAMIC (= W8A8_FP8), MXFP4 (= MXFP4A16), NVFP4 (= NVFP4A16)";
 
     /// <summary>Whether a normalized name (upper case, '_') is one of llm-compressor's schemes that quantize
     /// activations: the named ones, and WnAm, NVFP4Am, MXFP4Am with m below 16.</summary>
@@ -146,6 +161,13 @@ public sealed record QuantizerOptions
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Quantization));
     } = RtnOptions.W4Group128;
+
+    /// <summary>
+    /// How the quantized layers' input activations are quantized, or null (the default) to keep them in floating point
+    /// (weight-only). Applies to every targeted layer; a compressed-tensors checkpoint declares it as each group's
+    /// <c>input_activations</c>, and the quantized model simulates it in its forward pass.
+    /// </summary>
+    public ActivationQuantization? InputActivations { get; init; }
 
     /// <summary>Round-to-nearest (default) or GPTQ (needs calibration data).</summary>
     public QuantizationMethod Method

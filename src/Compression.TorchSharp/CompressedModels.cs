@@ -19,7 +19,9 @@ namespace Compression.TorchSharp;
 /// Saves quantized models as Hugging Face folders in the compressed-tensors layout (what llm-compressor writes and
 /// vLLM reads): <c>model.safetensors</c> with <c>weight_packed</c>/<c>weight_scale</c>/… per quantized layer and every
 /// other parameter in the dtype it was loaded from, and <c>config.json</c> with its <c>quantization_config</c>.
-/// <see cref="HuggingFaceModels.Load"/> reads such folders back into <see cref="QuantizedLinear"/> layers.
+/// <see cref="HuggingFaceModels.Load"/> reads such folders back into <see cref="QuantizedLinear"/> layers. A layer with
+/// declared input activations (<see cref="QuantizedLinear.InputActivations"/>, compressed-tensors' <c>FP8_DYNAMIC</c>) is
+/// written with its group's <c>input_activations</c> and read back with them, simulated in its forward pass.
 /// </summary>
 /// <remarks>
 /// The bytes equal those of <see cref="CheckpointQuantizer"/> run on the original checkpoint with the same options
@@ -39,7 +41,7 @@ public static class CompressedModels
     {
         ArgumentNullException.ThrowIfNull(model);
         var weights = model.CanonicalModules().Where(m => m.Module is QuantizedLinear)
-            .ToDictionary(m => m.Name, m => ((QuantizedLinear)m.Module).Weight);
+            .ToDictionary(m => m.Name, m => (((QuantizedLinear)m.Module).Weight, ((QuantizedLinear)m.Module).InputActivations));
         Save(model, weights, folder, ignore);
     }
 
@@ -50,11 +52,12 @@ public static class CompressedModels
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(report);
         var weights = report.Layers.ToDictionary(l => l.Name,
-            l => l.Weight ?? throw new ArgumentException($"The report's layer '{l.Name}' carries no weight.", nameof(report)));
+            l => (l.Weight ?? throw new ArgumentException($"The report's layer '{l.Name}' carries no weight.", nameof(report)), l.InputActivations));
         Save(model, weights, folder, ignore);
     }
 
-    private static void Save(CausalLanguageModel model, Dictionary<string, CompressedTensor> weights, string folder, IEnumerable<string>? ignore)
+    private static void Save(CausalLanguageModel model, Dictionary<string, (CompressedTensor Weight, ActivationQuantization? Activations)> weights,
+        string folder, IEnumerable<string>? ignore)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         if (weights.Count == 0)
@@ -65,10 +68,10 @@ public static class CompressedModels
         string configText = model.SourceConfigJson
             ?? throw new InvalidOperationException("The model was not loaded from a Hugging Face folder, so there is no config.json to save with it.");
         var writer = new CompressedCheckpointWriter();
-        foreach ((string module, CompressedTensor weight) in weights)
+        foreach ((string module, (CompressedTensor weight, ActivationQuantization? activations)) in weights)
         {
             (string stored, _) = model.CheckpointNames(module + ".weight").First();
-            writer.AddQuantized(stored[..^".weight".Length], weight);
+            writer.AddQuantized(stored[..^".weight".Length], weight, activations);
         }
 
         using (torch.no_grad())
@@ -95,10 +98,11 @@ public static class CompressedModels
     }
 
     /// <summary>Replaces the layers a compressed checkpoint stores quantized by <see cref="QuantizedLinear"/> modules
-    /// holding its packed weights (biases and everything else are loaded afterwards as usual).</summary>
+    /// holding its packed weights and declared input-activation quantization (biases and everything else are loaded
+    /// afterwards as usual).</summary>
     internal static void ReplaceQuantizedLayers(CausalLanguageModel model, JsonObject quantizationConfig, SafetensorsCheckpoint checkpoint)
     {
-        IReadOnlyDictionary<string, (string Format, JsonObject Weights)> stored = CompressedTensorsCodec.ModulesOf(quantizationConfig, checkpoint);
+        IReadOnlyDictionary<string, CompressedModuleScheme> stored = CompressedTensorsCodec.SchemesOf(quantizationConfig, checkpoint);
         var linear = model.CanonicalModules().Where(m => m.Module is Linear).Select(m => (m.Name, (Linear)m.Module)).ToArray();
         var found = new HashSet<string>(StringComparer.Ordinal);
         foreach ((string name, Linear layer) in linear)
@@ -115,7 +119,7 @@ public static class CompressedModels
                             $"{checkpoint.Path}: '{module}' is stored as [{weight.Rows}, {weight.Columns}]; the model needs [{layer.out_features}, {layer.in_features}].");
                     }
 
-                    model.ReplaceLinear(name, new QuantizedLinear(weight, layer.bias));
+                    model.ReplaceLinear(name, new QuantizedLinear(weight, layer.bias, scheme.InputActivations));
                     found.Add(module);
                     break;
                 }

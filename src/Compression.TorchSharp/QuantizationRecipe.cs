@@ -189,7 +189,9 @@ public sealed record QuantizationRecipe
     }
 
     /// <summary>The recipe as JSON that <see cref="FromJson"/> reads back to the same options: every stage with its
-    /// method, targets, ignores, complete weights (no scheme), GPTQ settings when the method is GPTQ, and overrides.</summary>
+    /// method, targets, ignores, complete weights (no scheme, except <c>FP8_DYNAMIC</c> for a stage with
+    /// <see cref="QuantizerOptions.InputActivations"/>: the preset carries the activations, the weights replace its own),
+    /// GPTQ settings when the method is GPTQ, and overrides.</summary>
     public string ToJson()
     {
         using var buffer = new MemoryStream();
@@ -203,6 +205,12 @@ public sealed record QuantizationRecipe
                 QuantizerOptions options = stage.Options;
                 writer.WriteStartObject();
                 writer.WriteString("name", stage.Name);
+                if (options.InputActivations is not null)
+                {
+                    // The only activation quantization there is; recipes name it by its preset.
+                    writer.WriteString("scheme", "FP8_DYNAMIC");
+                }
+
                 writer.WriteString("method", options.Method == QuantizationMethod.Gptq ? "gptq" : "rtn");
                 WriteStrings(writer, "targets", options.Targets);
                 WriteStrings(writer, "ignore", options.Ignore);

@@ -21,6 +21,10 @@ public sealed record LayerQuantization(string Name, string Format, QuantizationM
     /// <summary>The quantized weight (codes, scales, zero points, GPTQ's order): what <see cref="Quantizer.Pack"/>
     /// puts in a <see cref="TorchSharp.QuantizedLinear"/> and <see cref="TorchSharp.CompressedModels"/> saves.</summary>
     public CompressedTensor? Weight { get; init; }
+
+    /// <summary>The layer's declared input-activation quantization (<see cref="QuantizerOptions.InputActivations"/>),
+    /// simulated when the model runs and written to a compressed-tensors checkpoint; null for weight-only.</summary>
+    public ActivationQuantization? InputActivations { get; init; }
 }
 
 /// <summary>What <see cref="Quantizer"/> did to a model.</summary>

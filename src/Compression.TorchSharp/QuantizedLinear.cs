@@ -33,12 +33,17 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     private Tensor? _scaleIndex;
 
     /// <summary>Wraps a compressed weight [out, in] and an optional bias [out] (copied).</summary>
+    /// <param name="weight">The compressed weight.</param>
+    /// <param name="bias">The bias, or null.</param>
+    /// <param name="inputActivations">Declared quantization of the layer's input (dynamic per-token FP8), simulated in
+    /// every forward pass (<see cref="ActivationFakeQuantization"/>); null (the default) keeps the input as it is.</param>
     /// <exception cref="ArgumentException">The bias does not have one value per output.</exception>
-    public QuantizedLinear(CompressedTensor weight, Tensor? bias = null)
+    public QuantizedLinear(CompressedTensor weight, Tensor? bias = null, ActivationQuantization? inputActivations = null)
         : base(nameof(QuantizedLinear))
     {
         ArgumentNullException.ThrowIfNull(weight);
         Weight = weight;
+        InputActivations = inputActivations;
         if (bias is not null)
         {
             if (bias.ndim != 1 || bias.shape[0] != weight.Rows)
@@ -62,8 +67,23 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     /// <summary>The bias, or null.</summary>
     public Parameter? Bias => _bias;
 
-    /// <summary>y = x·Wᵀ + b with W dequantized for this call.</summary>
+    /// <summary>The declared input-activation quantization (simulated in <see cref="forward"/>), or null for weight-only.</summary>
+    public ActivationQuantization? InputActivations { get; }
+
+    /// <summary>y = x·Wᵀ + b with W dequantized for this call, and x quantized and dequantized first when
+    /// <see cref="InputActivations"/> declares it.</summary>
     public override Tensor forward(Tensor input)
+    {
+        if (InputActivations is not null)
+        {
+            using Tensor quantized = ActivationFakeQuantization.Apply(input, InputActivations);
+            return Linear(quantized);
+        }
+
+        return Linear(input);
+    }
+
+    private Tensor Linear(Tensor input)
     {
         if (_trainedScales is not null)
         {

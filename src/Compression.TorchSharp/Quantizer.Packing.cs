@@ -14,7 +14,8 @@ public static partial class Quantizer
 {
     /// <summary>
     /// Replaces each layer quantized in <paramref name="report"/> by a <see cref="QuantizedLinear"/> holding its packed
-    /// weight, so the model's memory really shrinks; outputs stay equal to the fake-quantized model's.
+    /// weight, so the model's memory really shrinks; outputs stay equal to the fake-quantized model's (a layer's declared
+    /// input-activation quantization moves from the fake-quantized layer's forward hook into the new module).
     /// </summary>
     /// <param name="model">The model <see cref="Apply(CausalLanguageModel, QuantizerOptions)"/> quantized.</param>
     /// <param name="report">That call's report (its layers carry the quantized weights).</param>
@@ -42,7 +43,7 @@ public static partial class Quantizer
 
         foreach (LayerQuantization layer in report.Layers)
         {
-            model.ReplaceLinear(layer.Name, new QuantizedLinear(layer.Weight!, linear[layer.Name].bias));
+            model.ReplaceLinear(layer.Name, new QuantizedLinear(layer.Weight!, linear[layer.Name].bias, layer.InputActivations));
         }
 
         return report.Layers.Count;

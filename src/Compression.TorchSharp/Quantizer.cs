@@ -23,6 +23,9 @@ namespace Compression;
 /// dequantized value, so the model runs as before and its accuracy can be measured).
 /// </summary>
 /// <remarks>
+/// <para>With <see cref="QuantizerOptions.InputActivations"/> set (<see cref="QuantizerOptions.W8A8Fp8Dynamic"/>), each
+/// quantized <c>Linear</c> also gets a forward pre-hook that quantizes and dequantizes its input per token
+/// (<see cref="Compression.TorchSharp.ActivationFakeQuantization"/>), registered only after every layer succeeded.</para>
 /// <para>Round-to-nearest needs no data. GPTQ calibrates block by block, as llm-compressor's sequential pipeline does:
 /// the calibration sequences are embedded once; for each block (decoder layer) hooks on its linear layers accumulate
 /// their input Hessians while the block runs on the current hidden states, the layers are quantized, and the block runs
@@ -127,11 +130,26 @@ public static partial class Quantizer
             {
                 CalibrateAndQuantize(model, options, calibration, linear, targets, layers, progress, rollback, journal, cancellationToken);
             }
+
+            cancellationToken.ThrowIfCancellationRequested();
         }
         catch
         {
             rollback.Restore();
             throw;
+        }
+
+        if (options.InputActivations is ActivationQuantization activations)
+        {
+            // Only once every layer is quantized (a failed or cancelled run leaves the model untouched, hooks included):
+            // each quantized layer now quantizes its input as the checkpoint declares it, so evaluation measures the
+            // W8A8 scheme and not the weights alone. The hook returns a new tensor and leaves the caller's input alone.
+            foreach (string name in targets)
+            {
+                linear[name].register_forward_pre_hook((_, input) => ActivationFakeQuantization.Apply(input, activations));
+            }
+
+            layers = layers.Select(l => l with { InputActivations = activations }).ToList();
         }
 
         (long original, long compressed) = ModelBits(model, layers);

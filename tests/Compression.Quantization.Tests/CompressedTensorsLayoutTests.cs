@@ -27,6 +27,7 @@ public class CompressedTensorsLayoutTests
         { "w4a16-channel-asym", new QuantizerOptions { Quantization = new RtnOptions { Format = NumberFormat.Int4, Granularity = Granularity.PerChannel, Symmetric = false } } },
         { "fp8-channel", QuantizerOptions.Fp8A16 },
         { "fp8-tensor", new QuantizerOptions { Quantization = new RtnOptions { Format = NumberFormat.Fp8E4M3, Granularity = Granularity.PerTensor } } },
+        { "fp8-dynamic", QuantizerOptions.W8A8Fp8Dynamic },
         { "nvfp4a16", QuantizerOptions.Nvfp4A16 },
         { "mxfp4a16", QuantizerOptions.Mxfp4A16 },
     };
@@ -68,8 +69,17 @@ public class CompressedTensorsLayoutTests
         Assert.Equal(fixture["group_keys"]!.AsArray().Select(k => k!.GetValue<string>()).Order(), group.Select(p => p.Key).Order());
         Assert.Equal(format, group["format"]!.GetValue<string>());
         Assert.Equal(modules.Order(StringComparer.Ordinal), group["targets"]!.AsArray().Select(t => t!.GetValue<string>()).Order(StringComparer.Ordinal));
-        Assert.Null(group["input_activations"]);
         Assert.Null(group["output_activations"]);
+        // input_activations: null for the weight-only schemes; FP8_DYNAMIC's arguments key for key, in order.
+        JsonNode? referenceActivations = fixture["input_activations"];
+        Assert.Equal(referenceActivations is null, group["input_activations"] is null);
+        if (referenceActivations is JsonObject activations)
+        {
+            Assert.Equal(activations.Select(p => p.Key), group["input_activations"]!.AsObject().Select(p => p.Key));
+            Assert.True(JsonNode.DeepEquals(activations, group["input_activations"]),
+                $"{scheme}: input_activations are {group["input_activations"]!.ToJsonString()}, the reference {activations.ToJsonString()}");
+        }
+
         var weights = group["weights"]!.AsObject();
         var reference = fixture["weights"]!.AsObject();
         Assert.Equal(reference.Select(p => p.Key), weights.Select(p => p.Key));

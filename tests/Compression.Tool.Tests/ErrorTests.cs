@@ -26,7 +26,7 @@ public class ErrorTests
     }
 
     [Fact]
-    public void QuantizeHelp_ListsEverySchemeAndSaysW8A8Fp8DeclaresNoActivationQuantization()
+    public void QuantizeHelp_ListsEverySchemeAndSaysW8A8Fp8DeclaresDynamicPerTokenActivations()
     {
         string help = ToolRun.Of("quantize", "--help").Stdout;
         foreach (string scheme in new[] { "w4a16", "w4a16-gptq", "w8a16", "w8a16-gptq", "w8a8-fp8", "fp8", "nvfp4", "nvfp4-gptq", "mxfp4", "mxfp4-gptq" })
@@ -34,7 +34,9 @@ public class ErrorTests
             Assert.Contains($"{scheme}:", help);
         }
 
-        Assert.Contains("NOT declared", help);
+        Assert.Contains("FP8_DYNAMIC", help);
+        Assert.Contains("one scale per token", help);
+        Assert.DoesNotContain("NOT declared", help);
     }
 
     public static TheoryData<int, string[]> Failures() => new()

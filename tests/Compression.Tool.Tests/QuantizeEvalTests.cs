@@ -96,6 +96,45 @@ public class QuantizeEvalTests
     }
 
     [Fact]
+    public void QuantizeW8A8Fp8_DeclaresDynamicPerTokenActivations_AndEvalSimulatesThem()
+    {
+        using var folder = new TempFolder();
+        string fp8 = folder.Combine("fp8"), w8a8 = folder.Combine("w8a8-fp8");
+        ToolRun.Of("quantize", TinyStories, "--scheme", "fp8", "--out", fp8, "--json").AssertSuccess();
+        ToolRun run = ToolRun.Of("quantize", TinyStories, "--scheme", "w8a8-fp8", "--out", w8a8, "--json").AssertSuccess();
+        Assert.DoesNotContain("warning", run.Stderr, StringComparison.OrdinalIgnoreCase);
+
+        // The group declares compressed-tensors' FP8_DYNAMIC activations; fp8 stays weight-only; the weights are the same.
+        JsonObject group = JsonNode.Parse(File.ReadAllText(Path.Combine(w8a8, "config.json")))!["quantization_config"]!["config_groups"]!
+            .AsObject().Single().Value!.AsObject();
+        Assert.Equal("float-quantized", group["format"]!.GetValue<string>());
+        JsonObject activations = group["input_activations"]!.AsObject();
+        Assert.Equal(8, activations["num_bits"]!.GetValue<int>());
+        Assert.Equal("float", activations["type"]!.GetValue<string>());
+        Assert.Equal("token", activations["strategy"]!.GetValue<string>());
+        Assert.True(activations["dynamic"]!.GetValue<bool>());
+        Assert.True(activations["symmetric"]!.GetValue<bool>());
+        Assert.Null(group["output_activations"]);
+        JsonObject fp8Group = JsonNode.Parse(File.ReadAllText(Path.Combine(fp8, "config.json")))!["quantization_config"]!["config_groups"]!
+            .AsObject().Single().Value!.AsObject();
+        Assert.Null(fp8Group["input_activations"]);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(fp8, "model.safetensors")), File.ReadAllBytes(Path.Combine(w8a8, "model.safetensors")));
+        Assert.Equal("FP8_DYNAMIC", ToolRun.Of("inspect", w8a8, "--json").AssertSuccess().Json()
+            .GetProperty("quantization").GetProperty("groups")[0].GetProperty("scheme").GetString());
+
+        // Eval loads it and simulates the FP8 activations: finite, close to fp8's, but not the same number (the
+        // activations really are rounded).
+        double withActivations = ToolRun.Of("eval", w8a8, "--data", Text, "--max-tokens", $"{EvalTokens}", "--json").AssertSuccess().Json()
+            .GetProperty("perplexity").GetDouble();
+        double weightsOnly = ToolRun.Of("eval", fp8, "--data", Text, "--max-tokens", $"{EvalTokens}", "--json").AssertSuccess().Json()
+            .GetProperty("perplexity").GetDouble();
+        Console.WriteLine($"tinystories-656k, {EvalTokens} tokens: fp8 perplexity {weightsOnly:F4}, w8a8-fp8 {withActivations:F4}");
+        Assert.True(double.IsFinite(withActivations));
+        Assert.NotEqual(weightsOnly, withActivations);
+        Assert.InRange(withActivations / weightsOnly, 0.97, 1.05);
+    }
+
+    [Fact]
     public void Eval_CharacterModel_WithMetaJsonVocabulary()
     {
         // The shakespeare-char protocol on the first 4 windows of the corpus's validation split (the last 10%).

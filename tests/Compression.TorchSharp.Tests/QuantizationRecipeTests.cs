@@ -114,6 +114,7 @@ public class QuantizationRecipeTests
                 Overrides = [new("lm_head", RtnOptions.W8PerChannel with { Granularity = Granularity.PerTensor })],
             }),
             new QuantizationStage("nf4", QuantizerOptions.W4A16 with { Quantization = RtnOptions.Nf4, Targets = ["Linear"] }),
+            new QuantizationStage("w8a8", QuantizerOptions.W8A8Fp8Dynamic with { Quantization = RtnOptions.Fp8PerChannel with { ScaleStorage = ScaleEncoding.BFloat16 } }),
         ]);
 
         string json = recipe.ToJson();
@@ -130,6 +131,7 @@ public class QuantizationRecipeTests
             Assert.Equal(expected.Targets, actual.Targets);
             Assert.Equal(expected.Ignore, actual.Ignore);
             Assert.Equal(expected.Overrides, actual.Overrides);
+            Assert.Equal(expected.InputActivations, actual.InputActivations);
             if (expected.Method == QuantizationMethod.Gptq)
             {
                 // GptqOptions.Quantization is replaced by each layer's format, so it is not part of the recipe.
@@ -161,7 +163,7 @@ public class QuantizationRecipeTests
     [InlineData("""{ "stages": [ { "scheme": "MXFP4", "weights": { "strategy": "channel" } } ] }""", "stages[0].weights: mxfp4 uses")]
     [InlineData("""{ "stages": [ { "scheme": "FP8", "weights": { "symmetric": false } } ] }""", "stages[0].weights: fp8-e4m3 is symmetric by definition")]
     [InlineData("""{ "stages": [ { "scheme": "W5A16" } ] }""", "stages[0].scheme: No preset 'W5A16'")]
-    [InlineData("""{ "stages": [ { "scheme": "W8A8-FP8" } ] }""", "stages[0].scheme: The preset 'W8A8-FP8' quantizes activations")]
+    [InlineData("""{ "stages": [ { "scheme": "W8A8" } ] }""", "stages[0].scheme: The preset 'W8A8' quantizes activations")]
     [InlineData("""{ "stages": [ { "scheme": "W4A16", "method": "awq" } ] }""", "stages[0].method: 'awq' is not rtn or gptq")]
     [InlineData("""{ "stages": [ { "scheme": "W4A16", "gptq": { "actorder": true } } ] }""", "stages[0].gptq: GPTQ settings need \"method\": \"gptq\"")]
     [InlineData("""{ "stages": [ { "scheme": "W4A16", "method": "gptq", "gptq": { "block_size": 0 } } ] }""", "stages[0].gptq.block_size: BlockSize must be at least 1")]
@@ -354,18 +356,15 @@ public class QuantizationRecipeTests
     [InlineData("W4A4")]
     [InlineData("INT8")]
     [InlineData("W4AFP8")]
-    [InlineData("FP8_DYNAMIC")]
-    [InlineData("fp8-dynamic")]
     [InlineData("FP8_BLOCK")]
-    [InlineData("W8A8-FP8")]
     [InlineData("w8a8_int8")]
     [InlineData("NVFP4A4")]
-    public void Preset_ActivationSchemes_AreRefusedAsWeightOnly(string name)
+    public void Preset_UnsupportedActivationSchemes_AreRefused(string name)
     {
         var error = Assert.Throws<ArgumentException>(() => QuantizerOptions.Preset(name));
         Assert.Equal("name", error.ParamName);
         Assert.Contains("activations", error.Message, StringComparison.Ordinal);
-        Assert.Contains("float32", error.Message, StringComparison.Ordinal);
+        Assert.Contains("FP8_DYNAMIC", error.Message, StringComparison.Ordinal);
         Assert.Contains("FP8A16", error.Message, StringComparison.Ordinal);
     }
 

@@ -16,7 +16,8 @@ using Compression.Tensors;
 namespace Compression.Quantization.Checkpoints;
 
 /// <summary>
-/// Weight-only round-to-nearest quantization of a Hugging Face safetensors checkpoint, tensor by tensor, without
+/// Round-to-nearest weight quantization of a Hugging Face safetensors checkpoint (declaring dynamic per-token FP8
+/// activations when the options ask for them), tensor by tensor, without
 /// loading a model (and without TorchSharp): the output folder is a compressed-tensors checkpoint byte-identical to
 /// what <c>Quantizer.Apply</c> + <c>CompressedModels.Save</c> write for the same options.
 /// </summary>
@@ -200,7 +201,7 @@ public static class CheckpointQuantizer
             }
 
             string path = entry.Path;
-            writer.AddEncoded(module, entry.Format, entry.Arguments, entry.Tensors.Select(t => (t.Name, t.DType, t.Shape, (Action<Stream>)(stream =>
+            writer.AddEncoded(module, entry.Format, entry.Arguments, options.InputActivations, entry.Tensors.Select(t => (t.Name, t.DType, t.Shape, (Action<Stream>)(stream =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 using SafetensorsFile part = SafetensorsFile.Open(path);

@@ -28,7 +28,7 @@ public sealed class CompressedCheckpointWriter
 {
     private readonly SortedDictionary<string, Action<SafetensorsWriter>> _tensors = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, string> _metadata = new(StringComparer.Ordinal) { ["format"] = "pt" };
-    private readonly List<(string Module, string Format, JsonObject Arguments)> _modules = [];
+    private readonly List<(string Module, string Format, JsonObject Arguments, JsonObject? Activations)> _modules = [];
 
     /// <summary>Adds a dense tensor with its bytes (little-endian, <paramref name="dtype"/>).</summary>
     /// <exception cref="ArgumentException">The name is already used.</exception>
@@ -46,9 +46,13 @@ public sealed class CompressedCheckpointWriter
         Register(name, writer => writer.AddDeferred(name, dtype, shape, writeData));
 
     /// <summary>Adds a quantized module's weight (<c>{module}.weight_packed</c>, …) in the compressed-tensors layout.</summary>
+    /// <param name="module">The module's name.</param>
+    /// <param name="weight">Its quantized weight.</param>
+    /// <param name="inputActivations">Its declared input-activation quantization (the group's <c>input_activations</c>),
+    /// or null for weight-only.</param>
     /// <exception cref="NotSupportedException">The weight has no compressed-tensors layout.</exception>
     /// <exception cref="ArgumentException">A name is already used.</exception>
-    public void AddQuantized(string module, CompressedTensor weight)
+    public void AddQuantized(string module, CompressedTensor weight, ActivationQuantization? inputActivations = null)
     {
         EncodedModule encoded = CompressedTensorsCodec.Encode(module, weight);
         foreach (EncodedTensor t in encoded.Tensors)
@@ -61,14 +65,14 @@ public sealed class CompressedCheckpointWriter
             _metadata[key] = value;
         }
 
-        _modules.Add((module, CompressedTensorsCodec.FormatOf(weight), CompressedTensorsCodec.WeightArguments(weight)));
+        _modules.Add((module, CompressedTensorsCodec.FormatOf(weight), CompressedTensorsCodec.WeightArguments(weight), Activations(inputActivations)));
     }
 
     /// <summary>
     /// Adds a quantized module already encoded (by <see cref="CompressedTensorsCodec.Encode"/>), its tensors' bytes
     /// produced when the file is written: the streaming path copies them from its journal.
     /// </summary>
-    internal void AddEncoded(string module, string format, JsonObject arguments,
+    internal void AddEncoded(string module, string format, JsonObject arguments, ActivationQuantization? inputActivations,
         IEnumerable<(string Name, SafetensorsDType DType, long[] Shape, Action<Stream> Write)> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         foreach ((string name, SafetensorsDType dtype, long[] shape, Action<Stream> write) in tensors)
@@ -81,8 +85,11 @@ public sealed class CompressedCheckpointWriter
             _metadata[key] = value;
         }
 
-        _modules.Add((module, format, arguments));
+        _modules.Add((module, format, arguments, Activations(inputActivations)));
     }
+
+    private static JsonObject? Activations(ActivationQuantization? inputActivations) =>
+        inputActivations is null ? null : CompressedTensorsCodec.ActivationArguments(inputActivations);
 
     /// <summary>The modules added quantized, in the order added.</summary>
     public IReadOnlyList<string> QuantizedModules => _modules.Select(m => m.Module).ToArray();
@@ -126,14 +133,14 @@ public sealed class CompressedCheckpointWriter
     private JsonObject QuantizationConfig(IEnumerable<string> ignore)
     {
         // Modules sorted by name, so the groups do not depend on the order modules were added in.
-        var groups = new List<(string Format, JsonObject Arguments, List<string> Targets)>();
-        foreach ((string module, string format, JsonObject arguments) in _modules.OrderBy(m => m.Module, StringComparer.Ordinal))
+        var groups = new List<(string Format, JsonObject Arguments, JsonObject? Activations, List<string> Targets)>();
+        foreach ((string module, string format, JsonObject arguments, JsonObject? activations) in _modules.OrderBy(m => m.Module, StringComparer.Ordinal))
         {
-            string key = arguments.ToJsonString();
-            int index = groups.FindIndex(g => g.Format == format && g.Arguments.ToJsonString() == key);
+            string key = arguments.ToJsonString(), activationKey = activations?.ToJsonString() ?? "null";
+            int index = groups.FindIndex(g => g.Format == format && g.Arguments.ToJsonString() == key && (g.Activations?.ToJsonString() ?? "null") == activationKey);
             if (index < 0)
             {
-                groups.Add((format, arguments, []));
+                groups.Add((format, arguments, activations, []));
                 index = groups.Count - 1;
             }
 
@@ -147,7 +154,7 @@ public sealed class CompressedCheckpointWriter
             {
                 ["targets"] = new JsonArray(groups[i].Targets.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
                 ["weights"] = groups[i].Arguments.DeepClone(),
-                ["input_activations"] = null,
+                ["input_activations"] = groups[i].Activations?.DeepClone(),
                 ["output_activations"] = null,
                 ["format"] = groups[i].Format,
             };
@@ -155,7 +162,7 @@ public sealed class CompressedCheckpointWriter
 
         string[] formats = groups.Select(g => g.Format).Distinct().ToArray();
         // The keys compressed-tensors' ModelCompressor writes, except "version" (the compressed-tensors package version
-        // that wrote the file, which this library is not); weights only, so no activation or KV-cache scheme.
+        // that wrote the file, which this library is not); no KV-cache scheme.
         return new JsonObject
         {
             ["quant_method"] = "compressed-tensors",

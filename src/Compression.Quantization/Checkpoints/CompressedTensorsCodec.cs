@@ -389,8 +389,22 @@ public static class CompressedTensorsCodec
     /// Targets may be module names, <c>re:</c> regular expressions or the type name <c>Linear</c> (every module stored
     /// in a quantized layout); <c>ignore</c> entries are names or <c>re:</c> expressions.
     /// </summary>
-    /// <exception cref="InvalidDataException">The config is not compressed-tensors, is not compressed, or is malformed.</exception>
-    public static IReadOnlyDictionary<string, (string Format, JsonObject Weights)> ModulesOf(JsonObject quantizationConfig, SafetensorsCheckpoint checkpoint)
+    /// <exception cref="InvalidDataException">The config is not compressed-tensors, is not compressed, is malformed, or
+    /// declares activation quantization other than dynamic per-token FP8 (see <see cref="SchemesOf"/>).</exception>
+    public static IReadOnlyDictionary<string, (string Format, JsonObject Weights)> ModulesOf(JsonObject quantizationConfig, SafetensorsCheckpoint checkpoint) =>
+        SchemesOf(quantizationConfig, checkpoint).ToDictionary(m => m.Key, m => (m.Value.Format, m.Value.Weights), StringComparer.Ordinal);
+
+    /// <summary>
+    /// Which modules of a checkpoint a <c>quantization_config</c> quantizes, with each one's format, weight arguments and
+    /// declared input-activation quantization (as <see cref="ModulesOf"/>, plus the activations).
+    /// </summary>
+    /// <remarks>A group's <c>input_activations</c> may be null (weight-only) or dynamic per-token FP8 E4M3
+    /// (compressed-tensors' <c>FP8_DYNAMIC</c>: <c>type</c> float, 8 bits, symmetric, <c>strategy</c> token,
+    /// <c>dynamic</c> true). Anything else (static, calibrated activation scales, per-tensor or group activations,
+    /// INT8 or FP4 activations) and any <c>output_activations</c> are refused.</remarks>
+    /// <exception cref="InvalidDataException">The config is not compressed-tensors, is not compressed, is malformed, or
+    /// declares an activation quantization that is not supported.</exception>
+    public static IReadOnlyDictionary<string, CompressedModuleScheme> SchemesOf(JsonObject quantizationConfig, SafetensorsCheckpoint checkpoint)
     {
         ArgumentNullException.ThrowIfNull(quantizationConfig);
         ArgumentNullException.ThrowIfNull(checkpoint);
@@ -411,7 +425,7 @@ public static class CompressedTensorsCodec
 
         string[] ignore = quantizationConfig["ignore"] is JsonArray ignoreList ? Strings(ignoreList, "quantization_config.ignore") : [];
         string topFormat = ConfigString(quantizationConfig, "format", "quantization_config") ?? PackQuantized;
-        var result = new Dictionary<string, (string, JsonObject)>(StringComparer.Ordinal);
+        var result = new Dictionary<string, CompressedModuleScheme>(StringComparer.Ordinal);
         if (quantizationConfig["config_groups"] is not JsonObject groups)
         {
             throw new InvalidDataException("quantization_config has no config_groups object.");
@@ -419,28 +433,94 @@ public static class CompressedTensorsCodec
 
         foreach ((string groupName, JsonNode? node) in groups)
         {
+            string path = $"quantization_config.config_groups.{groupName}";
             if (node is not JsonObject group || group["weights"] is not JsonObject weights || group["targets"] is not JsonArray targets)
             {
-                throw new InvalidDataException($"quantization_config.config_groups.{groupName} needs 'targets' and 'weights'.");
+                throw new InvalidDataException($"{path} needs 'targets' and 'weights'.");
             }
 
-            if (group["input_activations"] is JsonObject)
+            ActivationQuantization? activations = ReadActivationArguments(group["input_activations"], path + ".input_activations");
+            if (group["output_activations"] is not null)
             {
-                throw new InvalidDataException($"quantization_config.config_groups.{groupName} quantizes activations; only weight-only checkpoints are read.");
+                throw new InvalidDataException($"{path} quantizes output activations, which is not supported.");
             }
 
-            string format = ConfigString(group, "format", $"quantization_config.config_groups.{groupName}") ?? topFormat;
-            string[] targetPatterns = Strings(targets, $"quantization_config.config_groups.{groupName}.targets");
+            string format = ConfigString(group, "format", path) ?? topFormat;
+            string[] targetPatterns = Strings(targets, path + ".targets");
             foreach (string module in candidates)
             {
                 if (!result.ContainsKey(module) && targetPatterns.Any(t => Matches(t, module)) && !ignore.Any(i => Matches(i, module)))
                 {
-                    result[module] = (format, weights);
+                    result[module] = new CompressedModuleScheme(format, weights, activations);
                 }
             }
         }
 
         return result;
+    }
+
+    /// <summary>The compressed-tensors <c>QuantizationArgs</c> of declared input activations (a config group's
+    /// <c>input_activations</c>), every field in the reference's order, as its <c>FP8_DYNAMIC</c> preset serializes:
+    /// 8-bit float, symmetric, <c>strategy</c> token, <c>dynamic</c> true, and no observer (dynamic scales are computed
+    /// at run time, so compressed-tensors' validator sets it to null).</summary>
+    public static JsonObject ActivationArguments(ActivationQuantization activations)
+    {
+        ArgumentNullException.ThrowIfNull(activations);
+        // The record admits only dynamic per-token FP8 E4M3; the fields below are that scheme's.
+        return new JsonObject
+        {
+            ["num_bits"] = 8,
+            ["type"] = "float",
+            ["symmetric"] = true,
+            ["group_size"] = null,
+            ["strategy"] = "token",
+            ["block_structure"] = null,
+            ["dynamic"] = true,
+            ["actorder"] = null,
+            ["scale_dtype"] = null,
+            ["zp_dtype"] = null,                    // serialized only for asymmetric schemes
+            ["observer"] = null,                    // no observer for dynamic quantization
+            ["observer_kwargs"] = new JsonObject(),
+        };
+    }
+
+    /// <summary>Reads a group's <c>input_activations</c>: null, or dynamic per-token FP8 E4M3; anything else is refused
+    /// with the reason.</summary>
+    private static ActivationQuantization? ReadActivationArguments(JsonNode? node, string path)
+    {
+        if (node is null)
+        {
+            return null;
+        }
+
+        if (node is not JsonObject args)
+        {
+            throw new InvalidDataException($"{path} is not an object.");
+        }
+
+        string module = path;
+        // compressed-tensors' DynamicType also allows "local" (NVFP4's per-group activation scales): not supported.
+        JsonNode? dynamicNode = args["dynamic"];
+        bool dynamic = dynamicNode is null ? false
+            : dynamicNode is JsonValue value && value.TryGetValue(out bool flag) ? flag
+            : throw Bad(module, $"dynamic is {dynamicNode.ToJsonString()}; only true (dynamic per-token FP8) is supported");
+        if (!dynamic)
+        {
+            throw Bad(module, "quantizes activations with static (calibrated) scales, which is not supported; only dynamic per-token " +
+                "FP8 activations (strategy token, dynamic true) are read");
+        }
+
+        int bits = Int(args, "num_bits", module);
+        string type = Str(args, "type", module) ?? "int";
+        string strategy = Str(args, "strategy", module) ?? "tensor";
+        bool symmetric = Bool(args, "symmetric", module) ?? true;
+        if (type != "float" || bits != 8 || strategy != "token" || !symmetric || args["group_size"] is not null || args["block_structure"] is not null)
+        {
+            throw Bad(module, $"declares {bits}-bit {type} {(symmetric ? "symmetric" : "asymmetric")} activations with strategy '{strategy}'; " +
+                "only dynamic per-token symmetric FP8 E4M3 activations are supported");
+        }
+
+        return ActivationQuantization.Fp8PerTokenDynamic;
     }
 
     // ---- helpers ----
@@ -899,6 +979,13 @@ public static class CompressedTensorsCodec
 
     private static InvalidDataException Bad(string module, string reason) => new($"{module}: {reason}.");
 }
+
+/// <summary>How a checkpoint stores one quantized module: its compressed-tensors format, its weight arguments (the
+/// group's <c>weights</c>) and its declared input-activation quantization (null: weight-only).</summary>
+/// <param name="Format">The group's format, e.g. <c>float-quantized</c>.</param>
+/// <param name="Weights">The group's <c>weights</c> <c>QuantizationArgs</c>.</param>
+/// <param name="InputActivations">Dynamic per-token FP8 activations, or null.</param>
+public sealed record CompressedModuleScheme(string Format, JsonObject Weights, ActivationQuantization? InputActivations);
 
 /// <summary>One tensor of a checkpoint being written: name, dtype, shape and little-endian bytes.</summary>
 public sealed record EncodedTensor(string Name, SafetensorsDType DType, long[] Shape, byte[] Data);

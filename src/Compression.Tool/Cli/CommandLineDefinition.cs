@@ -72,7 +72,7 @@ internal sealed class CommandLineDefinition
         var output = OutputOption();
         var calibration = CalibrationOptions();
         var command = new Command("quantize",
-            "Quantize the linear layers (all but lm_head) and write a compressed-tensors checkpoint (model.safetensors + config.json with quantization_config, as llm-compressor writes and vLLM reads) plus the input's tokenizer files. Weight-only: activations stay in floating point, for every scheme including w8a8-fp8. Round-to-nearest schemes stream the checkpoint without libtorch; GPTQ schemes load the model and need --calib.")
+            "Quantize the linear layers (all but lm_head) and write a compressed-tensors checkpoint (model.safetensors + config.json with quantization_config, as llm-compressor writes and vLLM reads) plus the input's tokenizer files. Weight-only but w8a8-fp8, whose checkpoint declares dynamic per-token FP8 activations (compressed-tensors FP8_DYNAMIC) that vLLM quantizes at run time and eval simulates. Round-to-nearest schemes stream the checkpoint without libtorch; GPTQ schemes load the model and need --calib.")
         {
             checkpoint, scheme, output,
         };

@@ -143,7 +143,7 @@ internal static class InspectCommand
                 groups.Add(new QuantizationGroup(
                     name,
                     groupFormat,
-                    SchemeName(groupFormat, type, bits, activations),
+                    IsFp8Dynamic(type, bits, group["input_activations"] as JsonObject) ? "FP8_DYNAMIC" : SchemeName(groupFormat, type, bits, activations),
                     bits,
                     type,
                     weights?["symmetric"] is JsonValue s && s.TryGetValue(out bool symmetric) ? symmetric : null,
@@ -171,6 +171,12 @@ internal static class InspectCommand
             _ => "unknown",
         };
     }
+
+    /// <summary>compressed-tensors' FP8_DYNAMIC: FP8 weights, 8-bit float activations per token, dynamic.</summary>
+    private static bool IsFp8Dynamic(string? type, int? bits, JsonObject? activations) =>
+        type == "float" && bits == 8 && activations is not null && activations["type"]?.ToString() == "float" &&
+        Int(activations["num_bits"]) == 8 && activations["strategy"]?.ToString() == "token" &&
+        activations["dynamic"] is JsonValue d && d.TryGetValue(out bool dynamic) && dynamic;
 
     private static int? Int(JsonNode? node) => node is JsonValue v && v.TryGetValue(out int i) ? i : null;
 }

@@ -39,11 +39,6 @@ internal static class QuantizeCommand
             context.Warn($"scheme '{scheme.Name}' is round to nearest; --calib is not used.");
         }
 
-        if (scheme.Name == "w8a8-fp8")
-        {
-            context.Warn("w8a8-fp8: weights are FP8 E4M3 per channel; the checkpoint declares no activation quantization (input_activations: null), so it runs as weight-only FP8.");
-        }
-
         input.RequireModelFolder();
         var clock = Stopwatch.StartNew();
         int layers;

@@ -240,7 +240,7 @@ public static partial class Lora
         switch (module)
         {
             case QuantizedLinear q:
-                return new QuantizedLinear(q.Weight, q.Bias);
+                return new QuantizedLinear(q.Weight, q.Bias, q.InputActivations);
             case Linear l:
                 using (torch.no_grad())
                 {

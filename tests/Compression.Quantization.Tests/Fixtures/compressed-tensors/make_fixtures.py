@@ -143,6 +143,20 @@ def weight_args(num_bits, type_, symmetric, group_size, strategy, scale_dtype=No
     }
 
 
+# FP8_DYNAMIC's input_activations (quant_scheme.py: num_bits 8, FLOAT, strategy TOKEN, symmetric, dynamic True), with the
+# fields validate_model_after fills in (quant_args.py): dynamic=True sets observer to None; zp_dtype serializes to None
+# when symmetric.
+def activation_args():
+    return {
+        "num_bits": 8, "type": "float", "symmetric": True, "group_size": None, "strategy": "token",
+        "block_structure": None, "dynamic": True, "actorder": None, "scale_dtype": None, "zp_dtype": None,
+        "observer": None, "observer_kwargs": {},
+    }
+
+
+# Schemes with declared input activations; the others have input_activations None.
+ACTIVATIONS = {"fp8-dynamic": activation_args()}
+
 SCHEMES = {
     # name: (format, weight args)
     "w4a16": ("pack-quantized", weight_args(4, "int", True, 128, "group")),
@@ -152,6 +166,8 @@ SCHEMES = {
     "w4a16-channel-asym": ("pack-quantized", weight_args(4, "int", False, None, "channel")),
     "fp8-channel": ("float-quantized", weight_args(8, "float", True, None, "channel")),
     "fp8-tensor": ("float-quantized", weight_args(8, "float", True, None, "tensor")),
+    # FP8_DYNAMIC: the weights of FP8 (per channel, static); activations quantized at run time, so no extra tensor.
+    "fp8-dynamic": ("float-quantized", weight_args(8, "float", True, None, "channel")),
     "nvfp4a16": ("nvfp4-pack-quantized", weight_args(4, "float", True, 16, "tensor_group", "torch.float8_e4m3fn")),
     "mxfp4a16": ("mxfp4-pack-quantized", weight_args(4, "float", True, 32, "group", "torch.uint8")),
 }
@@ -246,6 +262,7 @@ def make(args, ref):
             "config_keys": CONFIG_KEYS,
             "group_keys": GROUP_KEYS,
             "weights": wargs,
+            "input_activations": ACTIVATIONS.get(name),
             "tensors": tensors,
         }
         with open(os.path.join(args.out, f"{name}.json"), "w") as f:
