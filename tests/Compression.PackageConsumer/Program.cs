@@ -25,7 +25,7 @@ double int4 = LanguageModelEvaluator.EvaluateWithBos(model, test[..2040], window
 Console.WriteLine($"perplexity {fp32:F3} → {int4:F3}; the model is {report.CompressionRatio:F2}× smaller than in BF16");
 
 Quantizer.Pack(model, report);                        // packed INT4 layers: the memory really shrinks
-CompressedModels.Save(model, report, output);         // compressed-tensors checkpoint, loadable by vLLM
+CompressedModels.Save(model, report, output);         // compressed-tensors: the layout vLLM serves
 // README quick start end
 
 // The consumer's own checks: the published FP32 figure (../shared/data/README.md, 8 windows) and a sane INT4 result.
